@@ -1,0 +1,18 @@
+//! The Meridian probe agent as a library: the binary in `main.rs` is a thin CLI over it, and
+//! the end-to-end tests and benchmarks drive it directly.
+//!
+//! Data flows one way: [`schedule`] decides when → [`runner`] runs a check ([`http`] or
+//! [`dns`], vetted by [`safety`], names resolved by [`resolve`]) → the result goes to the
+//! agent's sink ([`agent`]). [`config`] reads `probe.toml`; [`output`] renders results for
+//! people and scripts; [`demo`] holds the built-in demo origin and DNS zone.
+
+pub mod agent;
+pub mod config;
+pub mod demo;
+pub mod dns;
+pub mod http;
+pub mod output;
+pub mod resolve;
+pub mod runner;
+pub mod safety;
+pub mod schedule;

@@ -1,0 +1,268 @@
+//! `probe`: the Meridian probe agent's command line. Thin by design: parse arguments, call the
+//! library, map the outcome to an exit code (0 passed, 1 check failed, 2 usage or config error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use meridian_probe::agent::{self, USER_AGENT};
+use meridian_probe::config::ProbeConfig;
+use meridian_probe::http::{HttpEnv, tls};
+use meridian_probe::runner::{Runner, unix_ms};
+use meridian_probe::safety::TargetPolicy;
+use meridian_probe::{demo, output};
+use meridian_shared::check::parse::parse_dns_name;
+use meridian_shared::check::{
+    BodyMatch, Check, CheckId, CheckSpec, DnsCheck, HttpCheck, IpVersion, Pattern, RecordType,
+    RedirectPolicy, ResolveOverride, ResolverSpec, StatusSet,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "probe",
+    version,
+    about = "Meridian probe agent: HTTP and DNS checks timed phase by phase"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one check now and print its phases, like `curl -w` per phase.
+    #[command(
+        after_help = "Examples:\n  probe check https://example.com/\n  probe check --json https://example.com/health\n  probe check --resolve www.example.com:443:192.0.2.10 https://www.example.com/\n  probe check --resolver udp://192.0.2.53 dns:example.com/MX\n\nExit status: 0 the check passed, 1 it failed, 2 usage or configuration error."
+    )]
+    Check(Box<CheckArgs>),
+    /// Run the agent: every configured check on its staggered schedule.
+    #[command(after_help = "Example:\n  probe run --config /etc/meridian/probe.toml")]
+    Run {
+        /// The probe configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and exit (0 valid, 2 invalid).
+    #[command(after_help = "Example:\n  probe validate --config /etc/meridian/probe.toml")]
+    Validate {
+        /// The probe configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the built-in demo: a local origin and DNS zone, checked for a few rounds.
+    Demo {
+        /// How many rounds of checks to run.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Time between rounds.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// An http(s) URL, or dns:NAME[/TYPE] (TYPE: A, AAAA, CNAME, MX, TXT, NS, SOA; default A).
+    target: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Use ADDRESS for HOST:PORT instead of resolving it (like curl), repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    resolve: Vec<ResolveOverride>,
+    /// Allow loopback, private and other non-public targets (lab use).
+    #[arg(long)]
+    allow_private: bool,
+    /// Resolver: system, udp://IP[:PORT] or tcp://IP[:PORT].
+    #[arg(long, default_value = "system")]
+    resolver: ResolverSpec,
+    /// Extra CA certificates to trust (PEM file).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Time budget for the whole check.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Request method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    method: String,
+    /// Extra request header, "Name: value", repeatable.
+    #[arg(long, short = 'H', value_name = "NAME: VALUE")]
+    header: Vec<String>,
+    /// Expected status codes, comma-separated (e.g. 2xx,301).
+    #[arg(long, value_name = "SET")]
+    expect_status: Option<String>,
+    /// The body must contain this text.
+    #[arg(long, value_name = "TEXT")]
+    body_contains: Option<String>,
+    /// The body must match this regular expression.
+    #[arg(long, value_name = "REGEX", conflicts_with = "body_contains")]
+    body_regex: Option<String>,
+    /// Do not follow redirects.
+    #[arg(long)]
+    no_follow: bool,
+    /// IPv4 only.
+    #[arg(long, short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 only.
+    #[arg(long, short = '6')]
+    ipv6: bool,
+    /// Expected DNS response code (DNS checks).
+    #[arg(long, value_name = "RCODE")]
+    expect_rcode: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("probe: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Check(args) => match one_check(*args).await {
+                Ok(passed) => ExitCode::from(if passed { 0 } else { 1 }),
+                Err(e) => {
+                    eprintln!("probe check: {e:#}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Run { config } => report(agent::run(&config).await),
+            Command::Validate { config } => match ProbeConfig::load(&config) {
+                Ok(c) => {
+                    println!(
+                        "{}: valid ({} checks, region {}, slot {} of {})",
+                        config.display(),
+                        c.checks.len(),
+                        c.region,
+                        c.slot.index,
+                        c.slot.count
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Demo { rounds, interval } => report(demo::run(rounds, interval).await),
+        }
+    })
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("probe: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Builds the check from the arguments; an `Err` is a usage error.
+fn build_check(args: &CheckArgs) -> anyhow::Result<Check> {
+    let spec = if let Some(rest) = args.target.strip_prefix("dns:") {
+        let (name, rtype) = match rest.rsplit_once('/') {
+            Some((n, t)) => (n, t.parse::<RecordType>().map_err(anyhow::Error::msg)?),
+            None => (rest, RecordType::A),
+        };
+        let mut spec = DnsCheck::new(
+            &parse_dns_name(name).map_err(anyhow::Error::msg)?,
+            rtype,
+            args.resolver,
+        );
+        spec.timeout = args.timeout;
+        if let Some(rc) = &args.expect_rcode {
+            spec.expect_rcode = rc.parse().map_err(anyhow::Error::msg)?;
+        }
+        CheckSpec::Dns(spec)
+    } else {
+        let url =
+            meridian_shared::check::parse::parse_url(&args.target).map_err(anyhow::Error::msg)?;
+        let mut spec = HttpCheck::get(url);
+        spec.method = args.method.to_ascii_uppercase();
+        for h in &args.header {
+            let (k, v) = h
+                .split_once(':')
+                .with_context(|| format!("header {h:?} is not \"Name: value\""))?;
+            spec.headers
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+        if let Some(set) = &args.expect_status {
+            spec.expect_status =
+                StatusSet::parse_items(set.split(',')).map_err(anyhow::Error::msg)?;
+        }
+        spec.body = match (&args.body_contains, &args.body_regex) {
+            (Some(t), _) => Some(BodyMatch::Contains(t.clone())),
+            (None, Some(re)) => Some(BodyMatch::Regex(
+                Pattern::new(re).map_err(anyhow::Error::msg)?,
+            )),
+            (None, None) => None,
+        };
+        if args.no_follow {
+            spec.redirects = RedirectPolicy::None;
+        }
+        spec.ip_version = if args.ipv4 {
+            IpVersion::V4
+        } else if args.ipv6 {
+            IpVersion::V6
+        } else {
+            IpVersion::Any
+        };
+        spec.resolve = args.resolve.clone();
+        spec.timeout = args.timeout;
+        CheckSpec::Http(spec)
+    };
+    Ok(Check {
+        id: CheckId::parse("check").map_err(anyhow::Error::msg)?,
+        interval: meridian_shared::check::DEFAULT_INTERVAL,
+        spec,
+    })
+}
+
+/// Runs the one-shot check; `Ok(passed)`, or `Err` for a usage problem.
+async fn one_check(args: CheckArgs) -> anyhow::Result<bool> {
+    let check = build_check(&args)?;
+    let roots = match &args.cacert {
+        Some(p) => tls::load_pem_certs(p).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let runner = Runner {
+        probe_id: "cli".to_string(),
+        region: "local".to_string(),
+        http: HttpEnv {
+            policy: if args.allow_private {
+                TargetPolicy::allow_all()
+            } else {
+                TargetPolicy::strict()
+            },
+            tls: tls::client_config(&roots)?,
+            resolver: args.resolver,
+            user_agent: USER_AGENT.to_string(),
+        },
+    };
+    let result = runner.run(&check, unix_ms()).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&output::json(&args.target, &result))?
+        );
+    } else {
+        print!("{}", output::table(&args.target, &result));
+    }
+    Ok(result.passed())
+}

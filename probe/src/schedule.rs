@@ -1,0 +1,354 @@
+//! The scheduler: when each check runs on this probe.
+//!
+//! Probes of one region share the work of sampling a target. A probe holding slot `i` of `P`
+//! runs each check at wall-clock times `k·interval + i·interval/P + jitter`, so that together
+//! the region samples the target every `interval/P` instead of all at once. The jitter is a
+//! deterministic hash of (probe, check), at most a tenth of the slot width and at most 2 s: it
+//! spreads the checks of one probe without making the cadence random. Slots are aligned to the
+//! Unix epoch, so probes on different machines agree without talking to each other.
+//!
+//! A run never overlaps the previous run of the same check: if it is still going when the next
+//! slot comes, that slot is counted as missed, not queued. A concurrency limit caps how many
+//! checks run at once on the probe. Time is tokio's, so tests run the loop on a paused clock;
+//! the wall clock is read once, as an input, to anchor slots.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use meridian_shared::check::Check;
+use meridian_shared::result::CheckResult;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+/// This probe's place among the probes of its region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// 0-based index `i`.
+    pub index: u32,
+    /// Number of probes `P` sharing the region; at least 1.
+    pub count: u32,
+}
+
+impl Slot {
+    /// A single probe: slot 0 of 1.
+    pub const ALONE: Slot = Slot { index: 0, count: 1 };
+}
+
+/// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The offset of this probe's runs of a check inside each interval.
+pub fn offset(interval: Duration, slot: Slot, probe_id: &str, check_id: &str) -> Duration {
+    let count = slot.count.max(1);
+    let width = interval / count;
+    let base = width * slot.index.min(count - 1);
+    let max_jitter = (width / 10).min(Duration::from_secs(2));
+    let jitter_us = u64::try_from(max_jitter.as_micros()).unwrap_or(u64::MAX);
+    let jitter = if jitter_us == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(fnv1a(&[probe_id, check_id]) % jitter_us)
+    };
+    base + jitter
+}
+
+/// The first slot time (Unix ms) at or after `now_ms` for a check with this interval and offset.
+pub fn next_slot(now_ms: i64, interval: Duration, offset: Duration) -> i64 {
+    let interval = i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let offset = i64::try_from(offset.as_millis()).unwrap_or(0) % interval;
+    let k = (now_ms - offset).div_euclid(interval);
+    let t = k * interval + offset;
+    if t < now_ms { t + interval } else { t }
+}
+
+/// Anything that can run a check: the real [`crate::runner::Runner`], or a fake in tests.
+pub trait Execute: Send + Sync + 'static {
+    /// Runs `check` for the slot at `scheduled_ms`.
+    fn execute(&self, check: &Check, scheduled_ms: i64)
+    -> impl Future<Output = CheckResult> + Send;
+}
+
+impl Execute for crate::runner::Runner {
+    fn execute(
+        &self,
+        check: &Check,
+        scheduled_ms: i64,
+    ) -> impl Future<Output = CheckResult> + Send {
+        self.run(check, scheduled_ms)
+    }
+}
+
+/// Counters the scheduler keeps; shared so the agent can log and (later) export them.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Runs started.
+    pub started: AtomicU64,
+    /// Slots skipped because the previous run of the same check was still going, or because
+    /// the process was not scheduled for longer than an interval.
+    pub missed: AtomicU64,
+}
+
+/// What the scheduler runs, and as whom.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The checks, each on its own interval.
+    pub checks: Vec<Check>,
+    /// This probe's slot in its region.
+    pub slot: Slot,
+    /// This probe's id (seeds the jitter).
+    pub probe_id: String,
+    /// Most checks running at once.
+    pub concurrency: usize,
+    /// The wall-clock time (Unix ms) at the moment `run` is called: the anchor that maps slot
+    /// times to tokio instants. An input, so tests can pin it.
+    pub wall_now_ms: i64,
+}
+
+/// Runs every check of `plan` on its schedule until `shutdown` resolves, sending each result
+/// to `sink`. Runs in flight when `shutdown` resolves are abandoned.
+pub async fn run<E: Execute>(
+    executor: Arc<E>,
+    plan: Plan,
+    sink: mpsc::Sender<CheckResult>,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let shared = Arc::new(Shared {
+        executor,
+        anchor: Instant::now(),
+        anchor_ms: plan.wall_now_ms,
+        permits: Arc::new(Semaphore::new(plan.concurrency.max(1))),
+        sink,
+        stats,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for check in plan.checks {
+        let off = offset(check.interval, plan.slot, &plan.probe_id, check.id.as_str());
+        tasks.spawn(check_loop(shared.clone(), Arc::new(check), off));
+    }
+    shutdown.await;
+    tasks.shutdown().await;
+}
+
+/// What every check's loop shares.
+struct Shared<E> {
+    executor: Arc<E>,
+    /// The tokio instant that corresponds to `anchor_ms`.
+    anchor: Instant,
+    anchor_ms: i64,
+    permits: Arc<Semaphore>,
+    sink: mpsc::Sender<CheckResult>,
+    stats: Arc<Stats>,
+}
+
+async fn check_loop<E: Execute>(shared: Arc<Shared<E>>, check: Arc<Check>, off: Duration) {
+    let interval_ms = i64::try_from(check.interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let (anchor, anchor_ms) = (shared.anchor, shared.anchor_ms);
+    let at = |slot_ms: i64| {
+        anchor + Duration::from_millis(u64::try_from(slot_ms - anchor_ms).unwrap_or(0))
+    };
+    let mut slot_ms = next_slot(anchor_ms, check.interval, off);
+    let mut previous: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        tokio::time::sleep_until(at(slot_ms)).await;
+        // Woken late by more than an interval (suspended VM, overloaded host): the slots in
+        // between are gone; count them and carry on from the current one.
+        let now_ms = anchor_ms
+            + i64::try_from(Instant::now().duration_since(anchor).as_millis()).unwrap_or(0);
+        let late = (now_ms - slot_ms) / interval_ms;
+        if late > 0 {
+            shared
+                .stats
+                .missed
+                .fetch_add(late.unsigned_abs(), Ordering::Relaxed);
+            tracing::warn!(check = %check.id, skipped = late, "woke late; skipped slots counted as missed");
+            slot_ms += late * interval_ms;
+        }
+        if previous.as_ref().is_some_and(|h| !h.is_finished()) {
+            shared.stats.missed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(check = %check.id, slot_ms, "previous run still in progress; slot missed");
+        } else {
+            let (shared, check) = (shared.clone(), check.clone());
+            let scheduled = slot_ms;
+            previous = Some(tokio::spawn(async move {
+                let Ok(_permit) = shared.permits.clone().acquire_owned().await else {
+                    return;
+                };
+                shared.stats.started.fetch_add(1, Ordering::Relaxed);
+                let result = shared.executor.execute(&check, scheduled).await;
+                let _ = shared.sink.send(result).await;
+            }));
+        }
+        slot_ms += interval_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_shared::check::{CheckId, CheckSpec, DnsCheck, RecordType, ResolverSpec};
+    use meridian_shared::result::Phases;
+    use proptest::prelude::*;
+
+    #[test]
+    fn slots_split_the_interval_evenly() {
+        let iv = Duration::from_secs(60);
+        let offs: Vec<Duration> = (0..4)
+            .map(|i| offset(iv, Slot { index: i, count: 4 }, "p", "c"))
+            .collect();
+        for (i, o) in offs.iter().enumerate() {
+            let base = Duration::from_secs(15 * i as u64);
+            assert!(
+                *o >= base && *o < base + Duration::from_millis(1500),
+                "slot {i}: {o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_is_deterministic_and_differs_between_checks() {
+        let iv = Duration::from_secs(60);
+        let a = offset(iv, Slot::ALONE, "probe-1", "home");
+        assert_eq!(a, offset(iv, Slot::ALONE, "probe-1", "home"));
+        assert_ne!(a, offset(iv, Slot::ALONE, "probe-1", "api"));
+        assert!(a <= Duration::from_secs(2));
+    }
+
+    proptest! {
+        #[test]
+        fn next_slot_is_the_first_aligned_time_not_before_now(
+            now in 0i64..4_000_000_000_000,
+            iv_s in 1u64..3600,
+            off_frac in 0.0f64..1.0,
+        ) {
+            let iv = Duration::from_secs(iv_s);
+            let off = iv.mul_f64(off_frac);
+            let t = next_slot(now, iv, off);
+            let iv_ms = iv.as_millis() as i64;
+            prop_assert!(t >= now && t < now + iv_ms);
+            prop_assert_eq!((t - off.as_millis() as i64).rem_euclid(iv_ms), 0);
+        }
+    }
+
+    /// Pretends a check takes `run_for`; records when each run was scheduled.
+    struct Fake {
+        run_for: Duration,
+    }
+
+    impl Execute for Fake {
+        async fn execute(&self, check: &Check, scheduled_ms: i64) -> CheckResult {
+            tokio::time::sleep(self.run_for).await;
+            CheckResult {
+                probe_id: "p".into(),
+                region: "r".into(),
+                check_id: check.id.clone(),
+                scheduled_ms,
+                started_ms: scheduled_ms,
+                phases: Phases::default(),
+                remote_ip: None,
+                http: None,
+                dns: None,
+                error: None,
+                warnings: vec![],
+            }
+        }
+    }
+
+    fn dns_check(id: &str, interval: Duration) -> Check {
+        Check {
+            id: CheckId::parse(id).unwrap(),
+            interval,
+            spec: CheckSpec::Dns(DnsCheck::new(
+                "example.test",
+                RecordType::A,
+                ResolverSpec::System,
+            )),
+        }
+    }
+
+    async fn drive(
+        run_for: Duration,
+        slot: Slot,
+        for_how_long: Duration,
+    ) -> (Vec<CheckResult>, u64, u64) {
+        let (tx, mut rx) = mpsc::channel(1000);
+        let stats = Arc::new(Stats::default());
+        let checks = vec![dns_check("c", Duration::from_secs(10))];
+        let plan = Plan {
+            checks,
+            slot,
+            probe_id: "p".into(),
+            concurrency: 4,
+            wall_now_ms: 1_000_000,
+        };
+        run(
+            Arc::new(Fake { run_for }),
+            plan,
+            tx,
+            stats.clone(),
+            tokio::time::sleep(for_how_long),
+        )
+        .await;
+        let mut got = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            got.push(r);
+        }
+        (
+            got,
+            stats.started.load(Ordering::Relaxed),
+            stats.missed.load(Ordering::Relaxed),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_once_per_interval_at_the_slot_offset() {
+        let slot = Slot { index: 1, count: 2 };
+        let (results, started, missed) =
+            drive(Duration::from_millis(100), slot, Duration::from_secs(61)).await;
+        assert_eq!(missed, 0);
+        assert_eq!(started, 6, "60 s at a 10 s interval");
+        let off = offset(Duration::from_secs(10), slot, "p", "c").as_millis() as i64;
+        for r in &results {
+            assert_eq!(
+                (r.scheduled_ms - off).rem_euclid(10_000),
+                0,
+                "{}",
+                r.scheduled_ms
+            );
+        }
+        let gaps: Vec<i64> = results
+            .windows(2)
+            .map(|w| w[1].scheduled_ms - w[0].scheduled_ms)
+            .collect();
+        assert!(gaps.iter().all(|&g| g == 10_000), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_run_makes_the_next_slot_missed_not_queued() {
+        // Each run takes 15 s at a 10 s interval: every other slot is missed.
+        let (results, started, missed) = drive(
+            Duration::from_secs(15),
+            Slot::ALONE,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(started, 3, "runs at t≈0, 20, 40");
+        assert_eq!(missed, 3, "slots at t≈10, 30, 50 are missed");
+        assert!(results.len() <= 3);
+    }
+}

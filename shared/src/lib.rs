@@ -1,0 +1,14 @@
+//! Meridian's shared vocabulary, used by the probe and the coordinator alike.
+//!
+//! - [`config`]: strict TOML reading with `file:line:column: field: message` errors.
+//! - [`regions`]: the region catalog (`regions.toml`) and its validation.
+//! - [`check`]: what a check is (HTTP and DNS specs) and how it is written in TOML.
+//! - [`result`]: what a check produced, the record that travels to the coordinator.
+//!
+//! Deliberately absent: sockets, an async runtime, clocks. Everything here is data and pure
+//! functions over it, so both sides and the simulator agree on meaning.
+
+pub mod check;
+pub mod config;
+pub mod regions;
+pub mod result;

@@ -1,0 +1,2 @@
+//! Accuracy benchmark (to be written).
+fn main() {}
