@@ -227,3 +227,63 @@ impl ProbeConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_shared::check::CheckSpec;
+
+    fn manifest_dir() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn every_invalid_file_produces_exactly_its_expected_message() {
+        let dir = manifest_dir().join("testdata");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !(name.starts_with("invalid-") && name.ends_with(".toml")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let src = SourceFile::new(format!("testdata/{name}"), text);
+            let err = ProbeConfig::from_source(&src, manifest_dir()).expect_err(&name);
+            let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+            assert_eq!(err.to_string(), expected.trim_end(), "{name}");
+            seen += 1;
+        }
+        assert!(seen >= 10, "only {seen} invalid fixtures found");
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid_and_means_what_it_says() {
+        let c = ProbeConfig::load(&manifest_dir().join("probe.example.toml")).unwrap();
+        assert_eq!(c.probe_id, "me-south-1a");
+        assert_eq!(c.region.as_str(), "me-south");
+        assert_eq!(c.slot, Slot { index: 0, count: 3 });
+        assert_eq!(c.checks.len(), 3);
+        let CheckSpec::Http(api) = &c.checks[1].spec else {
+            panic!("second check is HTTP")
+        };
+        assert_eq!(api.redirects, meridian_shared::check::RedirectPolicy::None);
+        assert_eq!(api.resolve[0].addr.to_string(), "192.0.2.10");
+        assert!(c.results.ends_with("results.jsonl"));
+        // The default policy stays strict: the example lists no allowed networks.
+        assert!(c.policy.check("10.1.1.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn defaults_apply_when_fields_are_omitted() {
+        let src = SourceFile::new(
+            "p.toml",
+            "probe_id = \"p\"\nregion = \"eu-central\"\nresults = \"r\"\n[[dns]]\nid = \"d\"\nname = \"example.test\"\n",
+        );
+        let c = ProbeConfig::from_source(&src, Path::new("/base")).unwrap();
+        assert_eq!(c.slot, Slot::ALONE);
+        assert_eq!(c.concurrency, 64);
+        assert_eq!(c.checks[0].interval, std::time::Duration::from_secs(60));
+        assert_eq!(c.results, Path::new("/base/r"));
+    }
+}

@@ -199,7 +199,17 @@ impl Pattern {
     pub fn new(source: &str) -> Result<Pattern, String> {
         regex::Regex::new(source)
             .map(|_| Pattern(source.to_string()))
-            .map_err(|e| format!("invalid regular expression: {e}"))
+            .map_err(|e| {
+                // The regex crate's syntax errors span several lines (pattern, caret, reason);
+                // config messages are one line, so keep the reason.
+                let text = e.to_string();
+                let reason = text
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                format!("invalid regular expression {source:?}: {reason}")
+            })
     }
 
     /// Compiles the (already validated) pattern.

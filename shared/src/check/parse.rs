@@ -49,8 +49,8 @@ pub struct RawHttpCheck {
     pub body_regex: Option<Spanned<String>>,
     #[serde(default)]
     pub cert_expiry_warn_days: Option<u32>,
-    #[serde(default, with = "humantime_serde::option")]
-    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub follow_redirects: Option<bool>,
     #[serde(default)]
@@ -59,8 +59,8 @@ pub struct RawHttpCheck {
     pub ip_version: Option<Spanned<String>>,
     #[serde(default)]
     pub resolve: Vec<Spanned<String>>,
-    #[serde(default, with = "humantime_serde::option")]
-    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
 }
@@ -91,14 +91,17 @@ pub struct RawDnsCheck {
     pub expect_answers: Option<Vec<String>>,
     #[serde(default)]
     pub answers_regex: Option<Spanned<String>>,
-    #[serde(default, with = "humantime_serde::option")]
-    pub timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde::option")]
-    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
 }
 
 /// Shortest interval a check may ask for: below this a probe spends its time on one target.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest timeout a check may ask for: below this even loopback round trips fail.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 
 impl RawChecks {
     /// Validates every check, recording each problem in `issues`; returns the valid checks.
@@ -148,23 +151,38 @@ fn check<T>(
         .ok()
 }
 
-fn validate_interval(
-    interval: Option<Duration>,
-    span: std::ops::Range<usize>,
+/// Parses an optional duration field (`"10s"`, `"1m 30s"`), applying `default` when absent and
+/// requiring at least `min`.
+fn duration_field(
+    raw: &Option<Spanned<String>>,
+    default: Duration,
+    min: Duration,
     field: String,
     src: &SourceFile,
     issues: &mut Issues,
 ) -> Option<Duration> {
-    let interval = interval.unwrap_or(DEFAULT_INTERVAL);
-    let r = if interval < MIN_INTERVAL {
-        Err(format!(
-            "interval {} is shorter than the minimum of 1s",
-            humantime::format_duration(interval)
-        ))
-    } else {
-        Ok(interval)
+    let Some(text) = raw else {
+        return Some(default);
     };
-    check(r, span, field, src, issues)
+    let r = humantime::parse_duration(text.get_ref())
+        .map_err(|e| {
+            format!(
+                "{:?} is not a duration such as \"10s\" or \"1m\": {e}",
+                text.get_ref()
+            )
+        })
+        .and_then(|d| {
+            if d < min {
+                Err(format!(
+                    "{} is shorter than the minimum of {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(min)
+                ))
+            } else {
+                Ok(d)
+            }
+        });
+    check(r, text.span(), field, src, issues)
 }
 
 fn validate_http(
@@ -270,9 +288,22 @@ fn validate_http(
             max: max.unwrap_or(5),
         },
     };
-    let timeout = raw.timeout.unwrap_or(Duration::from_secs(10));
-    let timeout = check(nonzero(timeout), raw.id.span(), f("timeout"), src, issues);
-    let interval = validate_interval(raw.interval, raw.id.span(), f("interval"), src, issues);
+    let timeout = duration_field(
+        &raw.timeout,
+        Duration::from_secs(10),
+        MIN_TIMEOUT,
+        f("timeout"),
+        src,
+        issues,
+    );
+    let interval = duration_field(
+        &raw.interval,
+        DEFAULT_INTERVAL,
+        MIN_INTERVAL,
+        f("interval"),
+        src,
+        issues,
+    );
     let spec = HttpCheck {
         url: url?,
         method: method?,
@@ -354,9 +385,22 @@ fn validate_dns(
         .map(|p| Some(AnswerMatch::Regex(p))),
         (None, None) => Some(None),
     };
-    let timeout = raw.timeout.unwrap_or(Duration::from_secs(5));
-    let timeout = check(nonzero(timeout), raw.id.span(), f("timeout"), src, issues);
-    let interval = validate_interval(raw.interval, raw.id.span(), f("interval"), src, issues);
+    let timeout = duration_field(
+        &raw.timeout,
+        Duration::from_secs(5),
+        MIN_TIMEOUT,
+        f("timeout"),
+        src,
+        issues,
+    );
+    let interval = duration_field(
+        &raw.interval,
+        DEFAULT_INTERVAL,
+        MIN_INTERVAL,
+        f("interval"),
+        src,
+        issues,
+    );
     let spec = DnsCheck {
         name: name?,
         record_type: record_type?,
@@ -370,14 +414,6 @@ fn validate_dns(
         interval: interval?,
         spec: CheckSpec::Dns(spec),
     })
-}
-
-fn nonzero(d: Duration) -> Result<Duration, String> {
-    if d.is_zero() {
-        Err("timeout must be longer than zero".to_string())
-    } else {
-        Ok(d)
-    }
 }
 
 /// Parses an `http`/`https` URL with a host.
