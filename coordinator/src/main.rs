@@ -18,7 +18,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the region catalog, or check a catalog file (exit 2 when invalid).
-    #[command(after_help = "Examples:\n  coordinator regions\n  coordinator regions --file /etc/meridian/regions.toml")]
+    #[command(
+        after_help = "Examples:\n  coordinator regions\n  coordinator regions --file /etc/meridian/regions.toml"
+    )]
     Regions {
         /// A catalog file; the built-in catalog when omitted.
         #[arg(long)]
@@ -51,7 +53,11 @@ fn main() -> ExitCode {
                     r.corridors.join(",")
                 );
             }
-            println!("{} regions, {} corridors", catalog.len(), catalog.corridors().len());
+            println!(
+                "{} regions, {} corridors",
+                catalog.len(),
+                catalog.corridors().len()
+            );
             ExitCode::SUCCESS
         }
     }
