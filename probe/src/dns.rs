@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use hickory_resolver::proto::rr::RecordType as HickoryType;
+use hickory_resolver::proto::rr::{RData, RecordType as HickoryType};
 use meridian_shared::check::{DnsCheck, Rcode, RecordType, ResolverSpec};
 use meridian_shared::result::{CheckError, DnsDetail, ErrorClass, Phases};
 use tokio::time::{Instant, timeout_at};
@@ -13,7 +13,7 @@ use crate::resolve::{self, LookupFailure};
 /// What a DNS check produced, before the probe wraps it into a result record.
 #[derive(Debug, Default)]
 pub struct DnsOutcome {
-    /// `dns` and `total` are set; the other phases do not apply.
+    /// `dns` and `total` are measured; the other phases do not apply and are `Some(0)`.
     pub phases: Phases,
     /// The server asked, when it is a single explicit one.
     pub remote_ip: Option<IpAddr>,
@@ -57,6 +57,11 @@ pub async fn run(check: &DnsCheck) -> DnsOutcome {
     };
     let fqdn = format!("{}.", check.name.trim_end_matches('.'));
     let wanted = hickory_type(check.record_type);
+    // A DNS check has no connection, TLS or HTTP phases: they do not apply (Some(0)).
+    out.phases.connect = Some(0);
+    out.phases.tls = Some(0);
+    out.phases.ttfb = Some(0);
+    out.phases.transfer = Some(0);
     let t = Instant::now();
     let lookup = timeout_at(deadline, resolver.lookup(fqdn.as_str(), wanted)).await;
     out.phases.dns = Some(micros(t));
@@ -68,14 +73,13 @@ pub async fn run(check: &DnsCheck) -> DnsOutcome {
                 .answers()
                 .iter()
                 .filter(|r| r.record_type() == wanted)
-                .map(|r| r.data.to_string())
+                .map(|r| presentation(&r.data))
                 .collect::<Vec<_>>();
             Ok(answers)
         }
         Ok(Err(e)) => Err(resolve::classify(&e)),
     };
     let (rcode, answers) = match got {
-        Ok(answers) if answers.is_empty() => (Rcode::NoError, answers),
         Ok(answers) => (Rcode::NoError, answers),
         Err(LookupFailure::Rcode(rc)) => (rc, Vec::new()),
         Err(LookupFailure::Timeout) => {
@@ -120,6 +124,34 @@ pub async fn run(check: &DnsCheck) -> DnsOutcome {
     out.detail = Some(DnsDetail { rcode, answers });
     out.phases.total = micros(start);
     out
+}
+
+/// Zone-file presentation of record data, as `dig` prints it: TXT strings quoted and
+/// space-separated (hickory's `Display` drops the quotes and joins the strings).
+fn presentation(data: &RData) -> String {
+    match data {
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| {
+                let mut out = String::from("\"");
+                for &b in s.iter() {
+                    match b {
+                        b'"' | b'\\' => {
+                            out.push('\\');
+                            out.push(char::from(b));
+                        }
+                        0x20..=0x7e => out.push(char::from(b)),
+                        _ => out.push_str(&format!("\\{b:03}")),
+                    }
+                }
+                out.push('"');
+                out
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
 }
 
 fn micros(since: Instant) -> u64 {

@@ -114,7 +114,8 @@ pub fn table(target: &str, r: &CheckResult) -> String {
     ];
     let total = r.phases.total.max(1);
     for (name, us) in rows {
-        if r.dns.is_some() && name != "dns" {
+        // DNS checks have no connection phases (they are Some(0), "does not apply").
+        if r.http.is_none() && name != "dns" && us == Some(0) {
             continue;
         }
         match us {

@@ -264,7 +264,7 @@ mod tests {
     }
 
     fn dns_detail() -> impl Strategy<Value = DnsDetail> {
-        (any::<u16>(), prop::collection::vec(".{0,30}", 0..5)).prop_map(|(rc, answers)| DnsDetail {
+        (0u16..4096, prop::collection::vec(".{0,30}", 0..5)).prop_map(|(rc, answers)| DnsDetail {
             rcode: Rcode::from_u16(rc),
             answers,
         })

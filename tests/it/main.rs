@@ -1,1 +1,14 @@
-//! End-to-end tests of the probe against real servers on loopback.
+//! End-to-end tests of the probe against real servers on loopback: the scriptable origin, an
+//! in-process authoritative DNS server, and the real `probe` binary. One binary, one module per
+//! behaviour; the harness lives in `meridian_tests` (`tests/src`).
+
+mod agent;
+mod architecture;
+mod cli;
+mod connect;
+mod content;
+mod dns_checks;
+mod dns_phase;
+mod redirects;
+mod timing;
+mod tls;

@@ -2,3 +2,38 @@
 //! the tests start themselves (an authoritative DNS server, the scriptable origin), and helpers
 //! to run the real `probe` binary. Nothing here talks to any address outside the machine, and
 //! nothing uses the system resolver.
+//!
+//! - [`dns`]: [`ZoneServer`] (hickory-server serving [`dns::ZONE`], UDP and TCP, counting
+//!   queries) and [`ScriptedDns`] (never answers, or answers SERVFAIL).
+//! - [`origin`]: [`OriginBuilder`] → [`TestOrigin`], plain or TLS with a chosen version set
+//!   and certificate lifetime.
+//! - [`probe`]: [`RunnerBuilder`], a runner on the test's DNS server that allows exactly
+//!   127.0.0.1/32, and check constructors.
+//! - [`raw`]: [`RawServer`], a TCP server that answers with fixed bytes or holds the
+//!   connection in silence, for protocol failures.
+//! - [`cli`]: finding and running the `probe` binary, one-shot or as a long-running agent.
+//!
+//! A typical test:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use meridian_tests::{OriginBuilder, RunnerBuilder, ZoneServer, probe};
+//! let dns = ZoneServer::start().await?;
+//! let origin = OriginBuilder::plain().start().await?;
+//! let runner = RunnerBuilder::new(dns.udp()).build()?;
+//! let check = probe::http_check(origin.url_via("origin.example.test", "/?delay_ms=200"), |_| {});
+//! let result = probe::run(&runner, &check).await;
+//! assert!(result.phases.ttfb >= Some(195_000));
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod dns;
+pub mod origin;
+pub mod probe;
+pub mod raw;
+
+pub use dns::{ScriptedDns, ZoneServer};
+pub use origin::{OriginBuilder, TestOrigin};
+pub use probe::RunnerBuilder;
+pub use raw::RawServer;

@@ -106,7 +106,7 @@ pub async fn run(check: &HttpCheck, env: &HttpEnv, now_unix: i64) -> HttpOutcome
     let mut connected = false;
     let mut url = check.url.clone();
     let mut method = check.method.clone();
-    let mut hop = Hop {
+    let hop = Hop {
         check,
         env,
         now_unix,
@@ -148,7 +148,6 @@ pub async fn run(check: &HttpCheck, env: &HttpEnv, now_unix: i64) -> HttpOutcome
                 if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == "POST") {
                     method = "GET".to_string();
                 }
-                hop.deadline = deadline;
             }
             _ => break Ok(resp),
         }
@@ -390,6 +389,10 @@ impl Hop<'_> {
             (Stream::Tls(Box::new(tls)), info.h2)
         } else {
             add(&mut acc.tls, Duration::ZERO);
+            // The final connection is what the result describes: a plain hop after an https
+            // one has no TLS version or certificate.
+            detail.tls_version = None;
+            detail.cert_days_left = None;
             (Stream::Plain(tcp), false)
         };
 

@@ -465,8 +465,10 @@ impl fmt::Display for ResolverSpec {
     }
 }
 
-/// DNS response codes a check can expect or report.
+/// DNS response codes a check can expect or report. On the wire and in files they are
+/// written as `dig` prints them: `NOERROR`, `NXDOMAIN`, ..., `RCODE9` for the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 #[allow(missing_docs, reason = "the variants are RFC 1035/2136 response codes")]
 pub enum Rcode {
     NoError,
@@ -517,12 +519,31 @@ impl FromStr for Rcode {
             "NXDOMAIN" => Rcode::NxDomain,
             "NOTIMP" => Rcode::NotImp,
             "REFUSED" => Rcode::Refused,
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR, NOTIMP)"
-                ));
-            }
+            other => match other
+                .strip_prefix("RCODE")
+                .and_then(|n| n.parse::<u16>().ok())
+            {
+                Some(n) if n <= 4095 => Rcode::from_u16(n),
+                _ => {
+                    return Err(format!(
+                        "{s:?} is not a response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR, NOTIMP)"
+                    ));
+                }
+            },
         })
+    }
+}
+
+impl From<Rcode> for String {
+    fn from(r: Rcode) -> String {
+        r.name()
+    }
+}
+
+impl TryFrom<String> for Rcode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -610,6 +631,15 @@ mod tests {
             Ok(ResolverSpec::Udp("[::1]:53".parse().unwrap()))
         );
         assert!("dns.example".parse::<ResolverSpec>().is_err());
+    }
+
+    #[test]
+    fn rcodes_round_trip_through_their_names() {
+        for n in 0..=30u16 {
+            let rc = Rcode::from_u16(n);
+            assert_eq!(rc.name().parse::<Rcode>(), Ok(rc), "{n}");
+        }
+        assert!("RCODE99999".parse::<Rcode>().is_err());
     }
 
     #[test]

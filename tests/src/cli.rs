@@ -1,0 +1,161 @@
+//! Running the real `probe` binary from a test.
+//!
+//! Cargo sets `CARGO_BIN_EXE_<name>` only for binaries of the package under test, and `probe`
+//! belongs to `meridian-probe`, so [`probe_bin`] finds it next to the test executable
+//! (`target/<profile>/deps/it-HASH` → `target/<profile>/probe`). Nothing here builds it: cargo
+//! holds the build directory's lock while tests run, so a nested `cargo build` would wait
+//! forever. `cargo test` builds a package's binaries only for that package's own integration
+//! tests: `meridian-probe` has one (`probe/tests/cli.rs`), so `cargo test --workspace` builds
+//! `target/<profile>/probe`, while `cargo test -p meridian-tests` alone does not (run
+//! `cargo build -p meridian-probe` first). [`probe_bin`] fails with that advice when the binary
+//! is missing or older than the probe's sources, rather than testing stale code.
+//!
+//! Every child runs with a bounded wait and is killed if it outlives it.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use tokio::process::{Child, Command};
+
+/// How long one `probe check` may run before the test gives up on it.
+pub const CHILD_BUDGET: Duration = Duration::from_secs(30);
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// Newest modification time of any file under `dir`, walked without following links.
+fn newest_under(dir: &Path, newest: &mut SystemTime) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            newest_under(&entry.path(), newest)?;
+        } else if kind.is_file() {
+            *newest = (*newest).max(entry.metadata()?.modified()?);
+        }
+    }
+    Ok(())
+}
+
+/// Path of the `probe` binary of this build, checked to exist and to be newer than the
+/// sources it is built from (`probe/`, `shared/`).
+pub fn probe_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test executable is not in target/<profile>/deps")?;
+    let bin = profile_dir.join(format!("probe{}", std::env::consts::EXE_SUFFIX));
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .with_context(|| {
+            format!(
+                "{} is missing: build it with `cargo build -p meridian-probe` before the \
+                 tests, or run `cargo test --workspace`, which builds it",
+                bin.display()
+            )
+        })?;
+    let root = workspace_root();
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for dir in ["probe/src", "shared/src"] {
+        newest_under(&root.join(dir), &mut newest)
+            .with_context(|| format!("reading {dir} for the staleness check"))?;
+    }
+    anyhow::ensure!(
+        built >= newest,
+        "{} is older than the probe's sources: rebuild it with `cargo build -p meridian-probe` \
+         so the CLI tests do not test stale code",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// What a finished `probe` run printed, and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (logs).
+    pub stderr: String,
+}
+
+impl Output {
+    /// Standard output parsed as one JSON value (`--json`).
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(self.stdout.trim())
+            .with_context(|| format!("stdout is not one JSON object: {self:?}"))
+    }
+}
+
+/// Runs `probe ARGS` to completion (at most [`CHILD_BUDGET`]). The child inherits no
+/// `RUST_LOG` so that its output does not depend on the caller's environment.
+pub async fn probe(args: &[&str]) -> anyhow::Result<Output> {
+    let child = Command::new(probe_bin()?)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting probe")?;
+    let out = tokio::time::timeout(CHILD_BUDGET, child.wait_with_output())
+        .await
+        .with_context(|| format!("probe {args:?} still running after {CHILD_BUDGET:?}"))??;
+    Ok(Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// A long-running `probe run` child; killed if dropped while running.
+pub struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    /// Starts `probe run --config CONFIG`, its stderr going to `log`.
+    pub fn start(config: &Path, log: &Path) -> anyhow::Result<Agent> {
+        let log = std::fs::File::create(log).context("creating the agent's log file")?;
+        let child = Command::new(probe_bin()?)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting probe run")?;
+        Ok(Agent { child })
+    }
+
+    /// Sends SIGTERM (with `kill -TERM`, no FFI) and waits up to `budget` for the exit; kills
+    /// the child if it does not stop in time.
+    pub async fn terminate(mut self, budget: Duration) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().context("the agent already exited")?;
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await
+            .context("running kill -TERM")?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed: {sent}");
+        match tokio::time::timeout(budget, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                self.child.kill().await?;
+                anyhow::bail!("the agent did not stop within {budget:?} of SIGTERM")
+            }
+        }
+    }
+}
