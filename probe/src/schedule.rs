@@ -1,15 +1,23 @@
 //! The scheduler: when each check runs on this probe.
 //!
-//! Probes of one region share the work of sampling a target. A probe holding slot `i` of `P`
-//! runs each check at wall-clock times `k·interval + i·interval/P + jitter`, so that together
-//! the region samples the target every `interval/P` instead of all at once. The jitter is a
-//! deterministic hash of (probe, check), at most a tenth of the slot width and at most 2 s: it
-//! spreads the checks of one probe without making the cadence random. Slots are aligned to the
-//! Unix epoch, so probes on different machines agree without talking to each other.
+//! Probes of one region share the work of sampling a target. With slot width
+//! `w = interval/P`, a probe holding slot `i` of `P` runs a check at wall-clock times
 //!
-//! A run never overlaps the previous run of the same check: if it is still going when the next
-//! slot comes, that slot is counted as missed, not queued. A concurrency limit caps how many
-//! checks run at once on the probe. Time is tokio's, so tests run the loop on a paused clock;
+//! ```text
+//! k·interval + i·w + spread(check)·w + jitter(probe, check)
+//! ```
+//!
+//! - `spread(check)` in [0, 1) is a hash of the check id alone, the same on every probe: each
+//!   check keeps its regional cadence of exactly one sample every `w`, while the checks of one
+//!   probe are spread over the whole slot instead of firing in one burst (100 checks at one
+//!   instant would queue behind the concurrency limit and inflate each other's timings).
+//! - `jitter(probe, check)` is a small deterministic hash (at most `w/100` and 250 ms) that
+//!   keeps probes of different regions holding the same slot from hitting a target in lockstep.
+//!
+//! Slots are aligned to the Unix epoch, so probes on different machines agree without talking
+//! to each other. A run never overlaps the previous run of the same check: if it is still going
+//! when the next slot comes, that slot is counted as missed, not queued. A concurrency limit
+//! caps how many checks run at once. Time is tokio's, so tests run the loop on a paused clock;
 //! the wall clock is read once, as an input, to anchor slots.
 
 use std::future::Future;
@@ -48,19 +56,27 @@ fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
-/// The offset of this probe's runs of a check inside each interval.
+/// The offset of this probe's runs of a check inside each interval (see the module docs).
 pub fn offset(interval: Duration, slot: Slot, probe_id: &str, check_id: &str) -> Duration {
     let count = slot.count.max(1);
     let width = interval / count;
     let base = width * slot.index.min(count - 1);
-    let max_jitter = (width / 10).min(Duration::from_secs(2));
+    // Resolution of the spread: 1/10 000 of the slot width.
+    let spread = width.mul_f64((fnv1a(&[check_id]) % 10_000) as f64 / 10_000.0);
+    let max_jitter = (width / 100).min(Duration::from_millis(250));
     let jitter_us = u64::try_from(max_jitter.as_micros()).unwrap_or(u64::MAX);
     let jitter = if jitter_us == 0 {
         Duration::ZERO
     } else {
         Duration::from_micros(fnv1a(&[probe_id, check_id]) % jitter_us)
     };
-    base + jitter
+    let total = base + spread + jitter;
+    // spread + jitter can carry the last slot past the interval's end: wrap around.
+    if total >= interval && !interval.is_zero() {
+        total - interval
+    } else {
+        total
+    }
 }
 
 /// The first slot time (Unix ms) at or after `now_ms` for a check with this interval and offset.
@@ -206,27 +222,63 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn slots_split_the_interval_evenly() {
+    fn each_check_is_sampled_every_slot_width_across_the_region() {
         let iv = Duration::from_secs(60);
-        let offs: Vec<Duration> = (0..4)
-            .map(|i| offset(iv, Slot { index: i, count: 4 }, "p", "c"))
-            .collect();
-        for (i, o) in offs.iter().enumerate() {
-            let base = Duration::from_secs(15 * i as u64);
-            assert!(
-                *o >= base && *o < base + Duration::from_millis(1500),
-                "slot {i}: {o:?}"
-            );
+        for check in ["home", "api", "login"] {
+            let offs: Vec<f64> = (0..4)
+                .map(|i| {
+                    offset(
+                        iv,
+                        Slot { index: i, count: 4 },
+                        &format!("probe-{i}"),
+                        check,
+                    )
+                    .as_secs_f64()
+                })
+                .collect();
+            for pair in offs.windows(2) {
+                // 15 s apart, give or take the two probes' jitters (each under 150 ms here),
+                // modulo the interval for the slot that wrapped around.
+                let gap = (pair[1] - pair[0]).rem_euclid(60.0);
+                assert!((gap - 15.0).abs() < 0.15, "{check}: {offs:?}");
+            }
         }
     }
 
     #[test]
-    fn jitter_is_deterministic_and_differs_between_checks() {
+    fn the_checks_of_one_probe_are_spread_over_its_slot() {
+        let iv = Duration::from_secs(60);
+        let slot = Slot { index: 1, count: 2 };
+        let mut offs: Vec<f64> = (0..100)
+            .map(|c| offset(iv, slot, "probe-1", &format!("check-{c}")).as_secs_f64())
+            .collect();
+        offs.sort_by(f64::total_cmp);
+        // Slot 1 of 2 covers [30 s, 60 s) (plus under 250 ms of jitter that may wrap).
+        assert!(
+            offs.iter().all(|&o| (30.0..60.25).contains(&o) || o < 0.25),
+            "{offs:?}"
+        );
+        // 100 checks over 30 s: no second holds more than a handful of them.
+        let mut per_second = [0usize; 61];
+        for o in &offs {
+            per_second[*o as usize] += 1;
+        }
+        assert!(per_second.iter().all(|&n| n <= 10), "{per_second:?}");
+        assert!(
+            offs[99] - offs[0] > 20.0,
+            "spread over most of the slot: {offs:?}"
+        );
+    }
+
+    #[test]
+    fn offsets_are_deterministic_and_stay_inside_the_interval() {
         let iv = Duration::from_secs(60);
         let a = offset(iv, Slot::ALONE, "probe-1", "home");
         assert_eq!(a, offset(iv, Slot::ALONE, "probe-1", "home"));
-        assert_ne!(a, offset(iv, Slot::ALONE, "probe-1", "api"));
-        assert!(a <= Duration::from_secs(2));
+        for c in 0..1000 {
+            let o = offset(iv, Slot { index: 3, count: 4 }, "p", &format!("c{c}"));
+            assert!(o < iv, "{o:?}");
+        }
     }
 
     proptest! {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use meridian_probe::schedule::{Slot, offset};
 use meridian_shared::result::CheckResult;
 use meridian_tests::cli::Agent;
 use meridian_tests::{OriginBuilder, ZoneServer};
@@ -81,10 +82,18 @@ timeout = "900ms"
             r.started_ms >= r.scheduled_ms,
             "runs never start before their slot: {r:?}"
         );
-        // Slot 1 of 2 on a 1 s interval: half an interval into each second (epoch-aligned),
-        // plus a jitter under a tenth of the 500 ms slot width.
+        // Slot 1 of 2 on a 1 s interval: each run lands at the probe's epoch-aligned offset
+        // for that check, i.e. inside slot 1's half of every second (plus a jitter of at most
+        // 5 ms that may wrap into the next second).
+        let expected = offset(
+            Duration::from_secs(1),
+            Slot { index: 1, count: 2 },
+            "it-agent",
+            r.check_id.as_str(),
+        );
         let phase = r.scheduled_ms.rem_euclid(1000);
-        assert!((500..550).contains(&phase), "slot offset {phase} ms: {r:?}");
+        assert_eq!(phase, expected.as_millis() as i64, "slot offset: {r:?}");
+        assert!(phase >= 500 || phase < 5, "inside slot 1: {r:?}");
         by_check.entry(r.check_id.to_string()).or_default().push(r);
     }
     assert_eq!(

@@ -466,7 +466,11 @@ impl Hop<'_> {
         let t = Instant::now();
         let cap = usize::try_from(self.check.max_body_bytes).unwrap_or(usize::MAX);
         let mut body = response.into_body();
+        // The body is only kept when something will look at it: the final response's
+        // content match. Otherwise bytes are counted and dropped as they arrive.
+        let keep = self.check.body.is_some();
         let mut kept = Vec::new();
+        let mut read_bytes = 0usize;
         detail.truncated = false;
         let read = loop {
             match timeout_at(self.deadline, body.frame()).await {
@@ -474,8 +478,7 @@ impl Hop<'_> {
                     break Err(Failure::new(
                         ErrorClass::HttpTimeout,
                         format!(
-                            "the body from {host} was still arriving at the check's timeout ({} bytes read)",
-                            kept.len()
+                            "the body from {host} was still arriving at the check's timeout ({read_bytes} bytes read)"
                         ),
                     ));
                 }
@@ -483,19 +486,21 @@ impl Hop<'_> {
                 Ok(Some(Err(e))) => break Err(protocol(e)),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        let room = cap - kept.len();
-                        if data.len() > room {
-                            kept.extend_from_slice(&data[..room]);
+                        let take = data.len().min(cap - read_bytes);
+                        if keep {
+                            kept.extend_from_slice(&data[..take]);
+                        }
+                        read_bytes += take;
+                        if take < data.len() {
                             detail.truncated = true;
                             break Ok(());
                         }
-                        kept.extend_from_slice(&data);
                     }
                 }
             }
         };
         add(&mut acc.transfer, t.elapsed());
-        detail.bytes = kept.len() as u64;
+        detail.bytes = read_bytes as u64;
         read?;
         Ok(Response {
             status,
