@@ -42,6 +42,14 @@ pub fn runner_for(config: &ProbeConfig) -> anyhow::Result<Runner> {
 pub fn summary(r: &CheckResult) -> String {
     let ms =
         |us: Option<u64>| us.map_or("—".to_string(), |u| format!("{:.1}", u as f64 / 1000.0));
+    // Phases that do not apply to a DNS check (Some(0) with no HTTP detail) read as "—".
+    let conn = |us: Option<u64>| {
+        if r.http.is_none() && us == Some(0) {
+            ms(None)
+        } else {
+            ms(us)
+        }
+    };
     let status = r
         .http
         .as_ref()
@@ -57,10 +65,10 @@ pub fn summary(r: &CheckResult) -> String {
         r.check_id.as_str(),
         status,
         ms(r.phases.dns),
-        ms(r.phases.connect),
-        ms(r.phases.tls),
-        ms(r.phases.ttfb),
-        ms(r.phases.transfer),
+        conn(r.phases.connect),
+        conn(r.phases.tls),
+        conn(r.phases.ttfb),
+        conn(r.phases.transfer),
         ms(Some(r.phases.total)),
     )
 }

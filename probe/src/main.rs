@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 use meridian_probe::agent::{self, USER_AGENT};
 use meridian_probe::config::ProbeConfig;
 use meridian_probe::http::{HttpEnv, tls};
+use meridian_probe::output;
 use meridian_probe::runner::{Runner, unix_ms};
 use meridian_probe::safety::TargetPolicy;
-use meridian_probe::{demo, output};
 use meridian_shared::check::parse::parse_dns_name;
 use meridian_shared::check::{
     BodyMatch, Check, CheckId, CheckSpec, DnsCheck, HttpCheck, IpVersion, Pattern, RecordType,
@@ -50,15 +50,6 @@ enum Command {
         /// The probe configuration file.
         #[arg(long, short)]
         config: PathBuf,
-    },
-    /// Run the built-in demo: a local origin and DNS zone, checked for a few rounds.
-    Demo {
-        /// How many rounds of checks to run.
-        #[arg(long, default_value_t = 3)]
-        rounds: u32,
-        /// Time between rounds.
-        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-        interval: Duration,
     },
 }
 
@@ -115,13 +106,23 @@ struct CheckArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG in `target=level` form ("info", "meridian_probe=debug,info"); info by default.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .finish()
+            .with(filter)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -159,7 +160,6 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
-            Command::Demo { rounds, interval } => report(demo::run(rounds, interval).await),
         }
     })
 }

@@ -13,9 +13,11 @@
 //!   `/probe?module=http_2xx&target=...` requests over kept-alive HTTP/1.1 connections (as
 //!   Prometheus scrapes it).
 //!
-//! Both are started just after the probe's schedule boundary (its slots are aligned to the Unix
-//! epoch with under 10% jitter), so each gets ~3 s of start-up and is sampled idle before any
-//! check runs. The load window then starts at the probe's next boundary and lasts `--seconds`
+//! The probe spreads its checks over the whole interval, so a loaded probe is never idle: the
+//! idle figure comes from a third process, a probe with the very same checks at a 24 h interval
+//! (none of them due in its first seconds; the report says so if one was), started beside the
+//! other two and stopped after its sample, ~3.3 s after start. The load window then starts at
+//! the loaded probe's next interval boundary and lasts `--seconds`
 //! (default 60). For each process it reads `/proc/PID/status` (VmRSS every second, at a phase
 //! that also lands inside the probe's bursts; VmHWM at the end; Threads) and `/proc/PID/stat`
 //! (utime + stime, in `getconf CLK_TCK` ticks) at the window's start and end. CPU per check is
@@ -57,6 +59,8 @@ const TARGET_RATIO: f64 = 0.5;
 const PROBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest either process may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Interval of the idle probe's checks: long enough that none is due in its first seconds.
+const IDLE_INTERVAL_SECS: u64 = 86_400;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -371,7 +375,7 @@ fn count_results(path: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((ok, failed))
 }
 
-fn probe_config(args: &Args, origin: SocketAddr, results: &Path) -> String {
+fn probe_config(args: &Args, origin: SocketAddr, results: &Path, interval_secs: u64) -> String {
     let mut toml = String::new();
     let _ = writeln!(
         toml,
@@ -384,8 +388,7 @@ fn probe_config(args: &Args, origin: SocketAddr, results: &Path) -> String {
     for n in 0..args.checks {
         let _ = writeln!(
             toml,
-            "[[http]]\nid = \"c{n}\"\nurl = \"http://{origin}/?c={n}\"\ninterval = \"{}s\"\n",
-            args.interval_secs
+            "[[http]]\nid = \"c{n}\"\nurl = \"http://{origin}/?c={n}\"\ninterval = \"{interval_secs}s\"\n",
         );
     }
     toml
@@ -456,8 +459,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let results = dir.path().join("results.jsonl");
     let probe_toml = dir.path().join("probe.toml");
-    std::fs::write(&probe_toml, probe_config(&args, origin.addr, &results))
-        .context("writing probe.toml")?;
+    let idle_results = dir.path().join("idle-results.jsonl");
+    let idle_toml = dir.path().join("probe-idle.toml");
+    std::fs::write(
+        &idle_toml,
+        probe_config(&args, origin.addr, &idle_results, IDLE_INTERVAL_SECS),
+    )
+    .context("writing the idle probe's configuration")?;
+    std::fs::write(
+        &probe_toml,
+        probe_config(&args, origin.addr, &results, args.interval_secs),
+    )
+    .context("writing probe.toml")?;
     let blackbox_yml = dir.path().join("blackbox.yml");
     std::fs::write(&blackbox_yml, BLACKBOX_YML).context("writing blackbox.yml")?;
     let bb_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port()?);
@@ -491,6 +504,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .arg(&probe_toml)
         .env_remove("RUST_LOG");
     let mut probe = spawn("probe", probe_cmd, dir.path().join("probe.log"))?;
+    let mut idle_cmd = Command::new(&probe_bin);
+    idle_cmd
+        .arg("run")
+        .arg("--config")
+        .arg(&idle_toml)
+        .env_remove("RUST_LOG");
+    let mut idle_probe = spawn("idle probe", idle_cmd, dir.path().join("probe-idle.log"))?;
     let mut bb_cmd = Command::new(&blackbox_bin);
     bb_cmd
         .arg(format!("--config.file={}", blackbox_yml.display()))
@@ -538,21 +558,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Side::default()
     };
 
-    // Idle: ~3.3 s after start, ~0.6 s before the probe's next round.
+    // Idle: ~3.3 s after start, from the probe whose checks are not due for hours.
     sleep_until(clock.at(boundary + 4000)).await;
-    probe.ensure_running()?;
+    idle_probe.ensure_running()?;
     blackbox.ensure_running()?;
-    ours.idle = read_proc(probe.pid())?;
+    anyhow::ensure!(
+        std::fs::read_to_string(&idle_probe.log)
+            .unwrap_or_default()
+            .contains("probe started"),
+        "the idle probe did not start within 3.3 s"
+    );
+    ours.idle = read_proc(idle_probe.pid())?;
     theirs.idle = read_proc(blackbox.pid())?;
     let idle_at_ms = unix_ms() - boundary;
-    let (early_ok, early_failed) = count_results(&results)?;
+    let (early_ok, early_failed) = count_results(&idle_results)?;
+    drop(idle_probe);
     let idle_note = format!(
-        "{}; both spawned {} ms after the schedule boundary (700 planned), idle sampled at {} ms \
-         (4000 planned; the probe's next round starts at {interval_ms})",
+        "{}; spawned {} ms after the schedule boundary (700 planned), idle sampled at {} ms \
+         (4000 planned)",
         if early_ok + early_failed > 0 {
-            "NOTE: the probe had already run checks at the idle sample; its idle figure includes them"
+            "NOTE: the idle probe had already run a check at the idle sample; its figure includes it"
         } else {
-            "no check had run on either side at the idle sample"
+            "idle: a probe with the same checks at a 24 h interval, none run yet; blackbox_exporter before any /probe"
         },
         700 + spawned_late_ms,
         idle_at_ms
@@ -843,7 +870,12 @@ mod tests {
             keep: false,
         };
         let origin: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let text = probe_config(&args, origin, Path::new("/tmp/results.jsonl"));
+        let text = probe_config(
+            &args,
+            origin,
+            Path::new("/tmp/results.jsonl"),
+            args.interval_secs,
+        );
         let config =
             ProbeConfig::from_source(&SourceFile::new("probe.toml", text), Path::new("/")).unwrap();
         assert_eq!(config.checks.len(), 100);

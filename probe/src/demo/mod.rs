@@ -1,4 +1,4 @@
-//! `probe demo`: Meridian's main job on an embedded default, with no external service.
+//! The demo run by `meridian-demo`: Meridian's main job on an embedded default, with no external service.
 //!
 //! Starts a local HTTPS origin (HTTP/2 and HTTP/1.1, TLS 1.2/1.3, a throw-away CA), a plain
 //! HTTP origin and a tiny authoritative DNS server for `demo.test`, all on loopback, then runs
@@ -138,7 +138,7 @@ pub async fn run(rounds: u32, interval: Duration) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     scheduler.await?;
     println!(
-        "The origin answered {} requests. Try `probe check` against it, or see README.md for `probe run`.",
+        "The origin answered {} requests. See README.md for `probe check` and `probe run`.",
         https.requests() + plain.requests()
     );
     Ok(())
