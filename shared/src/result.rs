@@ -145,8 +145,10 @@ pub enum ErrorClass {
     HttpStatus,
     /// The body did not contain or match what was expected.
     ContentMismatch,
-    /// More redirects than the policy allows, or a redirect with a bad `Location`.
+    /// More redirects than the policy allows.
     TooManyRedirects,
+    /// A redirect that cannot be followed: a `Location` that is not a URL, or not http(s).
+    BadRedirect,
     /// The target resolved to an address the probe refuses to contact.
     BlockedTarget,
 }
@@ -168,6 +170,7 @@ impl ErrorClass {
             ErrorClass::HttpStatus => "http-status",
             ErrorClass::ContentMismatch => "content-mismatch",
             ErrorClass::TooManyRedirects => "too-many-redirects",
+            ErrorClass::BadRedirect => "bad-redirect",
             ErrorClass::BlockedTarget => "blocked-target",
         }
     }
@@ -200,6 +203,7 @@ mod tests {
             ErrorClass::HttpStatus,
             ErrorClass::ContentMismatch,
             ErrorClass::TooManyRedirects,
+            ErrorClass::BadRedirect,
             ErrorClass::BlockedTarget,
         ])
     }

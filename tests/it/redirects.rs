@@ -298,8 +298,8 @@ async fn redirect_to_an_unsupported_scheme_fails_without_leaving() {
     .await;
     assert_eq!(
         class(&r),
-        "too-many-redirects",
-        "a bad Location shares the class: {}",
+        "bad-redirect",
+        "a Location that cannot be followed has its own class: {}",
         show(&r)
     );
     assert!(

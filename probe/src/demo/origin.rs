@@ -209,7 +209,7 @@ async fn respond(
         }
     }
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        precise_sleep(delay).await;
     }
     let content = match size {
         Some(n) => Bytes::from(vec![b'x'; n.min(64 << 20)]),
@@ -221,7 +221,7 @@ async fn respond(
         let (mut tx, channel) = Channel::<Bytes, Infallible>::new(2);
         tokio::spawn(async move {
             if tx.send_data(content.slice(..1)).await.is_ok() {
-                tokio::time::sleep(body_delay).await;
+                precise_sleep(body_delay).await;
                 let _ = tx.send_data(content.slice(1..)).await;
             }
         });
@@ -240,4 +240,17 @@ async fn respond(
         *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
         r
     }))
+}
+
+/// Sleeps for `d` to within a few tens of microseconds. tokio's timer has millisecond
+/// granularity and rounds up (a 50 ms delay became ~51.4 ms), which would blur the very server
+/// delays the accuracy benchmark and the timing tests inject; a blocking-pool thread's
+/// `nanosleep` does not.
+async fn precise_sleep(d: Duration) {
+    if tokio::task::spawn_blocking(move || std::thread::sleep(d))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(d).await;
+    }
 }

@@ -189,13 +189,13 @@ pub async fn run(check: &HttpCheck, env: &HttpEnv, now_unix: i64) -> HttpOutcome
 fn next_url(current: &Url, location: &str) -> Result<Url, Failure> {
     let next = current.join(location).map_err(|e| {
         Failure::new(
-            ErrorClass::TooManyRedirects,
+            ErrorClass::BadRedirect,
             format!("redirect to an invalid location {location:?}: {e}"),
         )
     })?;
     if !matches!(next.scheme(), "http" | "https") {
         return Err(Failure::new(
-            ErrorClass::TooManyRedirects,
+            ErrorClass::BadRedirect,
             format!("redirect to unsupported scheme: {next}"),
         ));
     }
