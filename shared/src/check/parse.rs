@@ -185,6 +185,36 @@ fn duration_field(
     check(r, text.span(), field, src, issues)
 }
 
+/// A check's `timeout` (default `default_timeout`) and `interval` (default 60 s).
+fn cadence(
+    timeout: &Option<Spanned<String>>,
+    interval: &Option<Spanned<String>>,
+    default_timeout: Duration,
+    field: &str,
+    src: &SourceFile,
+    issues: &mut Issues,
+) -> (Option<Duration>, Option<Duration>) {
+    let f = |name: &str| format!("{field}.{name}");
+    (
+        duration_field(
+            timeout,
+            default_timeout,
+            MIN_TIMEOUT,
+            f("timeout"),
+            src,
+            issues,
+        ),
+        duration_field(
+            interval,
+            DEFAULT_INTERVAL,
+            MIN_INTERVAL,
+            f("interval"),
+            src,
+            issues,
+        ),
+    )
+}
+
 fn validate_http(
     raw: RawHttpCheck,
     field: &str,
@@ -288,19 +318,11 @@ fn validate_http(
             max: max.unwrap_or(5),
         },
     };
-    let timeout = duration_field(
+    let (timeout, interval) = cadence(
         &raw.timeout,
-        Duration::from_secs(10),
-        MIN_TIMEOUT,
-        f("timeout"),
-        src,
-        issues,
-    );
-    let interval = duration_field(
         &raw.interval,
-        DEFAULT_INTERVAL,
-        MIN_INTERVAL,
-        f("interval"),
+        Duration::from_secs(10),
+        field,
         src,
         issues,
     );
@@ -385,19 +407,11 @@ fn validate_dns(
         .map(|p| Some(AnswerMatch::Regex(p))),
         (None, None) => Some(None),
     };
-    let timeout = duration_field(
+    let (timeout, interval) = cadence(
         &raw.timeout,
-        Duration::from_secs(5),
-        MIN_TIMEOUT,
-        f("timeout"),
-        src,
-        issues,
-    );
-    let interval = duration_field(
         &raw.interval,
-        DEFAULT_INTERVAL,
-        MIN_INTERVAL,
-        f("interval"),
+        Duration::from_secs(5),
+        field,
         src,
         issues,
     );
