@@ -1,0 +1,49 @@
+//! Versioned schema migrations, applied in order inside one transaction each and recorded in
+//! SQLite's `user_version`. A migration is never edited once released: a change is a new one.
+
+/// The schema, one entry per version (index 0 brings an empty database to version 1).
+pub const MIGRATIONS: &[&str] = &[
+    // v1: probes and raw results.
+    r#"
+    CREATE TABLE probes (
+        probe_id         TEXT PRIMARY KEY,
+        region           TEXT NOT NULL,
+        cert_fingerprint TEXT,
+        enrolled_ms      INTEGER NOT NULL,
+        revoked_ms       INTEGER,
+        last_seen_ms     INTEGER,
+        clock_offset_ms  REAL
+    ) STRICT;
+
+    -- One row per check run. The identity columns come from the probe's certificate, never
+    -- from the payload; `record` keeps the whole CheckResult (MessagePack) for replays.
+    CREATE TABLE results (
+        probe_id     TEXT    NOT NULL,
+        seq          INTEGER NOT NULL,
+        check_id     TEXT    NOT NULL,
+        region       TEXT    NOT NULL,
+        scheduled_ms INTEGER NOT NULL,
+        started_ms   INTEGER NOT NULL,
+        received_ms  INTEGER NOT NULL,
+        ok           INTEGER NOT NULL,
+        error_class  TEXT,
+        dns_us       INTEGER,
+        connect_us   INTEGER,
+        tls_us       INTEGER,
+        ttfb_us      INTEGER,
+        transfer_us  INTEGER,
+        total_us     INTEGER NOT NULL,
+        status       INTEGER,
+        record       BLOB    NOT NULL,
+        PRIMARY KEY (probe_id, seq)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE INDEX results_by_started ON results (started_ms);
+    CREATE INDEX results_by_check ON results (check_id, region, started_ms);
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn latest() -> u32 {
+    u32::try_from(MIGRATIONS.len()).expect("fewer than 2^32 migrations")
+}

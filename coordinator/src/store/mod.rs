@@ -1,0 +1,309 @@
+//! Embedded storage in SQLite (bundled, WAL) under the coordinator's data directory.
+//!
+//! Ingest is idempotent on (probe, sequence): a batch is inserted with `INSERT OR IGNORE` in
+//! one transaction, so a probe that re-sends after a lost acknowledgement stores nothing twice,
+//! and at-least-once delivery becomes exactly-once storage. `synchronous = FULL` makes a
+//! committed transaction durable against power loss, not only a process crash: the coordinator
+//! acknowledges a batch only after [`Store::ingest`] returned, so an acknowledged result is on
+//! disk. Results keep their original timestamps however late they arrive.
+//!
+//! Deliberately absent: async. SQLite calls block; the service will run them on a dedicated
+//! thread and batch many probes' results into one transaction.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use meridian_shared::result::CheckResult;
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use migrations::latest as latest_schema;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error (I/O, corruption, full disk, locked database).
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer coordinator: its schema is ahead of this build's.
+    #[error(
+        "database {path} has schema version {found}, newer than this coordinator's {supported}"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A sequence number does not fit SQLite's signed 64-bit integers.
+    #[error("sequence number {0} is out of range")]
+    SeqOutOfRange(u64),
+    /// A result could not be encoded for storage.
+    #[error("encoding a result: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ingested {
+    /// Results newly stored.
+    pub stored: usize,
+    /// Results already present (re-sent after a lost acknowledgement), left untouched.
+    pub duplicates: usize,
+}
+
+/// A probe as the coordinator knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRecord {
+    /// Its id, from its certificate.
+    pub probe_id: String,
+    /// Its region, from its certificate.
+    pub region: String,
+    /// When it enrolled, Unix ms.
+    pub enrolled_ms: i64,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
+    /// When it was last heard from.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// The coordinator's database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `meridian.db` in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("meridian.db");
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        let supported = migrations::latest();
+        if found > supported {
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                supported,
+            });
+        }
+        for (index, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(found as usize)
+        {
+            let version = index + 1;
+            let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.execute_batch(&format!("PRAGMA user_version = {version}")))
+                .and_then(|()| tx.commit())
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            tracing::info!(path = %self.path.display(), version, "schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Records a probe (enrolment), or updates its region and fingerprint.
+    pub fn upsert_probe(
+        &self,
+        probe_id: &str,
+        region: &str,
+        fingerprint: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO probes (probe_id, region, cert_fingerprint, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (probe_id) DO UPDATE SET region = excluded.region, cert_fingerprint = excluded.cert_fingerprint",
+                params![probe_id, region, fingerprint, now_ms],
+            )
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// A probe by id.
+    pub fn probe(&self, probe_id: &str) -> Result<Option<ProbeRecord>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT probe_id, region, enrolled_ms, revoked_ms, last_seen_ms FROM probes WHERE probe_id = ?1",
+                [probe_id],
+                |r| {
+                    Ok(ProbeRecord {
+                        probe_id: r.get(0)?,
+                        region: r.get(1)?,
+                        enrolled_ms: r.get(2)?,
+                        revoked_ms: r.get(3)?,
+                        last_seen_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Stores a batch of results from one probe in one durable transaction.
+    ///
+    /// `probe_id` and `region` are the authenticated identity (from the client certificate):
+    /// they replace whatever the results claim. Already-stored (probe, seq) pairs are skipped.
+    pub fn ingest(
+        &mut self,
+        probe_id: &str,
+        region: &str,
+        batch: &[(u64, CheckResult)],
+        received_ms: i64,
+    ) -> Result<Ingested, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut out = Ingested::default();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO results (probe_id, seq, check_id, region, scheduled_ms, started_ms,
+                       received_ms, ok, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us, total_us,
+                       status, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                )
+                .map_err(err)?;
+            for (seq, result) in batch {
+                let seq_i = i64::try_from(*seq).map_err(|_| StoreError::SeqOutOfRange(*seq))?;
+                let mut result = result.clone();
+                result.probe_id = probe_id.to_string();
+                result.region = region.to_string();
+                let record = rmp_serde::to_vec_named(&result)?;
+                let p = result.phases;
+                let us = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+                let changed = insert
+                    .execute(params![
+                        probe_id,
+                        seq_i,
+                        result.check_id.as_str(),
+                        region,
+                        result.scheduled_ms,
+                        result.started_ms,
+                        received_ms,
+                        result.passed(),
+                        result.error.as_ref().map(|e| e.class.as_str()),
+                        us(p.dns),
+                        us(p.connect),
+                        us(p.tls),
+                        us(p.ttfb),
+                        us(p.transfer),
+                        us(Some(p.total)),
+                        result.http.as_ref().and_then(|h| h.status),
+                        record,
+                    ])
+                    .map_err(err)?;
+                if changed == 1 {
+                    out.stored += 1;
+                } else {
+                    out.duplicates += 1;
+                }
+            }
+            tx.execute(
+                "UPDATE probes SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?2) WHERE probe_id = ?1",
+                params![probe_id, received_ms],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// The highest sequence number stored for a probe (what a reconnecting probe can skip).
+    pub fn highest_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(seq) FROM results WHERE probe_id = ?1",
+                [probe_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(max.and_then(|m| u64::try_from(m).ok()))
+    }
+
+    /// Stored results of a probe, in sequence order (for tests, replays and exports).
+    pub fn results(&self, probe_id: &str) -> Result<Vec<(u64, CheckResult)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, record FROM results WHERE probe_id = ?1 ORDER BY seq")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([probe_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, blob) = row.map_err(|e| self.sqlite(e))?;
+            // A record this build cannot decode (written by a newer one) is skipped, not fatal.
+            match rmp_serde::from_slice::<CheckResult>(&blob) {
+                Ok(r) => out.push((u64::try_from(seq).unwrap_or_default(), r)),
+                Err(e) => {
+                    tracing::warn!(probe_id, seq, error = %e, "stored result not decodable; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes raw results that started before `now_ms - retention`; returns how many.
+    pub fn prune_results(&self, now_ms: i64, retention: Duration) -> Result<usize, StoreError> {
+        let cutoff = now_ms - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        self.conn
+            .execute("DELETE FROM results WHERE started_ms < ?1", [cutoff])
+            .map_err(|e| self.sqlite(e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

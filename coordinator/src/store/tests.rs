@@ -1,0 +1,192 @@
+//! Storage tests on real SQLite files in temporary directories.
+
+use super::*;
+use meridian_shared::check::CheckId;
+use meridian_shared::result::Phases;
+use proptest::prelude::*;
+
+fn result(check: &str, started_ms: i64) -> CheckResult {
+    CheckResult {
+        probe_id: "claims-to-be-someone-else".into(),
+        region: "claims-another-region".into(),
+        check_id: CheckId::parse(check).unwrap(),
+        scheduled_ms: started_ms,
+        started_ms,
+        phases: Phases {
+            dns: Some(1200),
+            connect: Some(96_000),
+            tls: Some(190_000),
+            ttfb: Some(120_000),
+            transfer: Some(300),
+            total: 410_000,
+        },
+        remote_ip: None,
+        http: None,
+        dns: None,
+        error: None,
+        warnings: vec![],
+    }
+}
+
+#[test]
+fn a_new_database_is_migrated_and_reopening_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), latest_schema());
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), latest_schema());
+}
+
+#[test]
+fn a_database_from_a_newer_coordinator_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("meridian.db")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn redelivered_batches_are_stored_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.upsert_probe("p1", "me-south", None, 1_000).unwrap();
+    let batch: Vec<(u64, CheckResult)> = (1..=5)
+        .map(|s| (s, result("home", 1_000 * s as i64)))
+        .collect();
+    assert_eq!(
+        store.ingest("p1", "me-south", &batch, 10_000).unwrap(),
+        Ingested {
+            stored: 5,
+            duplicates: 0
+        }
+    );
+    // The acknowledgement was lost: the probe sends 3..=7.
+    let again: Vec<(u64, CheckResult)> = (3..=7)
+        .map(|s| (s, result("home", 1_000 * s as i64)))
+        .collect();
+    assert_eq!(
+        store.ingest("p1", "me-south", &again, 11_000).unwrap(),
+        Ingested {
+            stored: 2,
+            duplicates: 3
+        }
+    );
+    let stored = store.results("p1").unwrap();
+    assert_eq!(
+        stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6, 7]
+    );
+    assert_eq!(store.highest_seq("p1").unwrap(), Some(7));
+    assert_eq!(
+        store.probe("p1").unwrap().unwrap().last_seen_ms,
+        Some(11_000)
+    );
+}
+
+#[test]
+fn identity_and_region_come_from_the_caller_not_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store
+        .ingest("p1", "me-south", &[(1, result("home", 5))], 10)
+        .unwrap();
+    let (_, r) = &store.results("p1").unwrap()[0];
+    assert_eq!((r.probe_id.as_str(), r.region.as_str()), ("p1", "me-south"));
+    assert!(
+        store
+            .results("claims-to-be-someone-else")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn stored_results_survive_reopening_with_their_original_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        // A late result: started long before it was received.
+        store
+            .ingest("p1", "eu-central", &[(1, result("home", 1_000))], 9_000_000)
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let (seq, r) = &store.results("p1").unwrap()[0];
+    assert_eq!(
+        (*seq, r.started_ms, r.phases.connect),
+        (1, 1_000, Some(96_000))
+    );
+}
+
+#[test]
+fn retention_prunes_only_results_older_than_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let day = 86_400_000;
+    let batch: Vec<(u64, CheckResult)> = (0..20)
+        .map(|d| (d as u64 + 1, result("home", d * day)))
+        .collect();
+    store.ingest("p1", "eu-central", &batch, 20 * day).unwrap();
+    let pruned = store
+        .prune_results(20 * day, Duration::from_secs(14 * 86_400))
+        .unwrap();
+    assert_eq!(pruned, 6, "days 0..=5 are older than 14 days at day 20");
+    assert_eq!(
+        store.results("p1").unwrap().first().map(|(s, _)| *s),
+        Some(7)
+    );
+}
+
+#[test]
+fn sequence_numbers_beyond_sqlite_integers_are_refused_without_storing_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let batch = vec![(1, result("home", 1)), (u64::MAX, result("home", 2))];
+    assert!(matches!(
+        store.ingest("p1", "r", &batch, 3),
+        Err(StoreError::SeqOutOfRange(u64::MAX))
+    ));
+    assert!(
+        store.results("p1").unwrap().is_empty(),
+        "the transaction rolled back"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// However batches are split, repeated and reordered, what is stored is the set of distinct
+    /// sequence numbers sent, each once.
+    #[test]
+    fn any_redelivery_pattern_stores_each_sequence_once(
+        batches in prop::collection::vec(prop::collection::vec(1u64..60, 0..15), 1..12)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut expected = std::collections::BTreeSet::new();
+        let mut stored_total = 0;
+        for batch in &batches {
+            let mut seen = std::collections::BTreeSet::new();
+            let items: Vec<(u64, CheckResult)> = batch
+                .iter()
+                .filter(|s| seen.insert(**s))
+                .map(|&s| (s, result("home", s as i64)))
+                .collect();
+            let before = expected.len();
+            expected.extend(items.iter().map(|(s, _)| *s));
+            let got = store.ingest("p", "r", &items, 0).unwrap();
+            prop_assert_eq!(got.stored, expected.len() - before);
+            prop_assert_eq!(got.stored + got.duplicates, items.len());
+            stored_total += got.stored;
+        }
+        let seqs: Vec<u64> = store.results("p").unwrap().into_iter().map(|(s, _)| s).collect();
+        prop_assert_eq!(seqs, expected.iter().copied().collect::<Vec<_>>());
+        prop_assert_eq!(stored_total, expected.len());
+    }
+}
