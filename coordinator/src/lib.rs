@@ -1,8 +1,10 @@
 //! The Meridian coordinator as a library; `main.rs` is a thin CLI over it.
 //!
+//! - [`pki`]: the coordinator's CA, probe certificates carrying identity and region, tokens.
 //! - [`store`]: embedded SQLite storage: probes and raw results, with versioned migrations and
 //!   idempotent ingest keyed on (probe, sequence).
 //!
 //! Ingest over QUIC, enrolment, detection and the web map arrive with their issues.
 
+pub mod pki;
 pub mod store;

@@ -1,12 +1,16 @@
-//! `coordinator`: Meridian's central service. Ingest, storage, detection and the web map come
-//! with later issues; today it owns the region catalog: `coordinator regions` lists and
-//! validates `regions.toml`, the file both sides agree on.
+//! `coordinator`: Meridian's central service. Thin CLI over the library: the region catalog,
+//! enrolment tokens and the probe registry. The QUIC ingest service (`coordinator run`) comes
+//! with the rest of the transport issue.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use meridian_shared::regions::Catalog;
+use meridian_coordinator::pki::{self, Ca};
+use meridian_coordinator::store::Store;
+use meridian_shared::regions::{Catalog, RegionId};
 
 #[derive(Parser)]
 #[command(name = "coordinator", version, about = "Meridian coordinator")]
@@ -26,22 +30,91 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The probe registry.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a one-time enrolment token for a region, and the CA fingerprint to pin.
+    #[command(
+        after_help = "Example:\n  coordinator token create --data-dir /var/lib/meridian --region me-south --expires 24h"
+    )]
+    Create {
+        /// The coordinator's data directory (database and CA).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The region the enrolled probe will belong to.
+        #[arg(long)]
+        region: String,
+        /// How long the token stays usable.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        expires: Duration,
+        /// A region catalog file; the built-in catalog when omitted.
+        #[arg(long)]
+        regions: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProbeCommand {
+    /// List enrolled probes.
+    #[command(after_help = "Example:\n  coordinator probe list --data-dir /var/lib/meridian")]
+    List {
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke a probe: its certificate is refused from now on.
+    #[command(
+        after_help = "Example:\n  coordinator probe revoke me-south-1a --data-dir /var/lib/meridian"
+    )]
+    Revoke {
+        /// The probe's id.
+        id: String,
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn catalog(file: Option<&Path>) -> anyhow::Result<Catalog> {
+    Ok(match file {
+        Some(path) => Catalog::load(path)?,
+        None => Catalog::builtin(),
+    })
+}
+
+fn open_data_dir(dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Store::open(dir)?)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("coordinator: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Regions { file } => {
-            let catalog = match &file {
-                Some(path) => match Catalog::load(path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Catalog::builtin(),
-            };
+            let catalog = catalog(file.as_deref())?;
             for r in catalog.regions() {
                 println!(
                     "{:<14} {:<16} {:>8.2} {:>8.2}  {:<28} {}",
@@ -58,7 +131,62 @@ fn main() -> ExitCode {
                 catalog.len(),
                 catalog.corridors().len()
             );
-            ExitCode::SUCCESS
+        }
+        Command::Token(TokenCommand::Create {
+            data_dir,
+            region,
+            expires,
+            regions,
+        }) => {
+            let id = RegionId::parse(&region)?;
+            anyhow::ensure!(
+                catalog(regions.as_deref())?.get(&id).is_some(),
+                "unknown region {region:?}: `coordinator regions` lists the catalog"
+            );
+            let store = open_data_dir(&data_dir)?;
+            let ca = Ca::load_or_create(&data_dir)?;
+            let (token, hash) = pki::new_token()?;
+            let now = now_ms();
+            let until = now + i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+            store.create_token(&hash, id.as_str(), now, until)?;
+            println!("token:           {token}");
+            println!("region:          {id}");
+            println!(
+                "expires:         in {}",
+                humantime::format_duration(expires)
+            );
+            println!("ca-fingerprint:  {}", ca.fingerprint());
+            println!("(shown once; only its hash is stored)");
+        }
+        Command::Probe(ProbeCommand::List { data_dir }) => {
+            let store = open_data_dir(&data_dir)?;
+            let probes = store.probes()?;
+            println!(
+                "{:<24} {:<14} {:<10} last seen (unix ms)",
+                "probe", "region", "state"
+            );
+            for p in &probes {
+                let state = if p.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let seen = p
+                    .last_seen_ms
+                    .map_or("never".to_string(), |t| t.to_string());
+                println!("{:<24} {:<14} {:<10} {seen}", p.probe_id, p.region, state);
+            }
+            println!("{} probes", probes.len());
+        }
+        Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
+            let store = open_data_dir(&data_dir)?;
+            if store.revoke_probe(&id, now_ms())? {
+                println!("revoked {id}");
+            } else {
+                eprintln!("coordinator: no active probe {id:?}");
+                return Ok(ExitCode::from(1));
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

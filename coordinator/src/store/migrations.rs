@@ -41,6 +41,17 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX results_by_started ON results (started_ms);
     CREATE INDEX results_by_check ON results (check_id, region, started_ms);
     "#,
+    // v2: one-time enrolment tokens, stored as SHA-256 hashes only.
+    r#"
+    CREATE TABLE enrollment_tokens (
+        token_hash TEXT PRIMARY KEY,
+        region     TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        used_ms    INTEGER,
+        used_by    TEXT
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

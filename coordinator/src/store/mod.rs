@@ -53,6 +53,21 @@ pub enum StoreError {
     Encode(#[from] rmp_serde::encode::Error),
 }
 
+/// Why an enrolment token was not accepted. Deliberately coarse towards the network (the
+/// enrolment endpoint answers "invalid token" for all three); precise in the coordinator's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No such token was ever issued.
+    #[error("unknown token")]
+    Unknown,
+    /// The token was issued but its time ran out.
+    #[error("token expired")]
+    Expired,
+    /// The token was already used by an enrolment.
+    #[error("token already used")]
+    Used,
+}
+
 /// What one ingest call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ingested {
@@ -256,6 +271,94 @@ impl Store {
         }
         tx.commit().map_err(err)?;
         Ok(out)
+    }
+
+    /// Records a new enrolment token (its hash) for `region`, valid until `expires_ms`.
+    pub fn create_token(
+        &self,
+        token_hash: &str,
+        region: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO enrollment_tokens (token_hash, region, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, region, now_ms, expires_ms],
+            )
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Uses a token for `probe_id`: succeeds once, before it expires, and returns its region.
+    /// The check and the marking are one statement, so two enrolments racing with the same
+    /// token cannot both win.
+    pub fn redeem_token(
+        &self,
+        token_hash: &str,
+        probe_id: &str,
+        now_ms: i64,
+    ) -> Result<Result<String, TokenRefusal>, StoreError> {
+        let region: Option<String> = self
+            .conn
+            .query_row(
+                "UPDATE enrollment_tokens SET used_ms = ?2, used_by = ?3
+                 WHERE token_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2 RETURNING region",
+                params![token_hash, now_ms, probe_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        if let Some(region) = region {
+            return Ok(Ok(region));
+        }
+        let state: Option<(Option<i64>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT used_ms, expires_ms FROM enrollment_tokens WHERE token_hash = ?1",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        Ok(Err(match state {
+            None => TokenRefusal::Unknown,
+            Some((Some(_), _)) => TokenRefusal::Used,
+            Some((None, _)) => TokenRefusal::Expired,
+        }))
+    }
+
+    /// Every probe, by id.
+    pub fn probes(&self) -> Result<Vec<ProbeRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT probe_id, region, enrolled_ms, revoked_ms, last_seen_ms FROM probes ORDER BY probe_id")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ProbeRecord {
+                    probe_id: r.get(0)?,
+                    region: r.get(1)?,
+                    enrolled_ms: r.get(2)?,
+                    revoked_ms: r.get(3)?,
+                    last_seen_ms: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.sqlite(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Revokes a probe; returns false when there is no such probe or it was already revoked.
+    /// (The live service also closes the probe's connections; see the transport issue.)
+    pub fn revoke_probe(&self, probe_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE probes SET revoked_ms = ?2 WHERE probe_id = ?1 AND revoked_ms IS NULL",
+                params![probe_id, now_ms],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.sqlite(e))
     }
 
     /// The highest sequence number stored for a probe (what a reconnecting probe can skip).

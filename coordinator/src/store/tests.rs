@@ -190,3 +190,42 @@ proptest! {
         prop_assert_eq!(stored_total, expected.len());
     }
 }
+
+#[test]
+fn a_token_enrols_once_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_token("h1", "me-south", 1_000, 5_000).unwrap();
+    store
+        .create_token("h2", "eu-central", 1_000, 2_000)
+        .unwrap();
+    assert_eq!(
+        store.redeem_token("h1", "p1", 1_500).unwrap(),
+        Ok("me-south".to_string())
+    );
+    assert_eq!(
+        store.redeem_token("h1", "p2", 1_600).unwrap(),
+        Err(TokenRefusal::Used)
+    );
+    assert_eq!(
+        store.redeem_token("h2", "p3", 2_000).unwrap(),
+        Err(TokenRefusal::Expired)
+    );
+    assert_eq!(
+        store.redeem_token("nope", "p4", 1_000).unwrap(),
+        Err(TokenRefusal::Unknown)
+    );
+}
+
+#[test]
+fn revocation_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.upsert_probe("p1", "me-south", Some("ab"), 1).unwrap();
+    assert!(store.revoke_probe("p1", 10).unwrap());
+    assert!(!store.revoke_probe("p1", 11).unwrap(), "already revoked");
+    assert!(!store.revoke_probe("ghost", 11).unwrap());
+    let probes = store.probes().unwrap();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].revoked_ms, Some(10));
+}
