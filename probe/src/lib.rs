@@ -4,7 +4,8 @@
 //! Data flows one way: [`schedule`] decides when → [`runner`] runs a check ([`http`] or
 //! [`dns`], vetted by [`safety`], names resolved by [`resolve`]) → the result goes to the
 //! agent's sink ([`agent`]). [`config`] reads `probe.toml`; [`output`] renders results for
-//! people and scripts; [`demo`] holds the built-in demo origin and DNS zone.
+//! people and scripts; [`demo`] holds the built-in demo origin and DNS zone. [`spool`] is the
+//! durable on-disk queue results wait in until every coordinator has acknowledged them.
 
 pub mod agent;
 pub mod config;
@@ -16,3 +17,4 @@ pub mod resolve;
 pub mod runner;
 pub mod safety;
 pub mod schedule;
+pub mod spool;
