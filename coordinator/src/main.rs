@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use meridian_coordinator::config::CoordinatorConfig;
 use meridian_coordinator::pki::{self, Ca};
 use meridian_coordinator::store::Store;
 use meridian_shared::regions::{Catalog, RegionId};
@@ -29,6 +30,15 @@ enum Command {
         /// A catalog file; the built-in catalog when omitted.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit (0 valid, 2 invalid, every problem listed).
+    #[command(
+        after_help = "Example:\n  coordinator validate --config /etc/meridian/coordinator.toml"
+    )]
+    Validate {
+        /// The coordinator configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
     },
     /// Enrolment tokens.
     #[command(subcommand)]
@@ -132,6 +142,22 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 catalog.corridors().len()
             );
         }
+        Command::Validate { config } => match CoordinatorConfig::load(&config) {
+            Ok(c) => {
+                let checks: usize = c.targets.iter().map(|t| t.checks.len()).sum();
+                println!(
+                    "{}: valid ({} targets, {checks} checks, {} regions, data in {})",
+                    config.display(),
+                    c.targets.len(),
+                    c.catalog.len(),
+                    c.data_dir.display()
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
         Command::Token(TokenCommand::Create {
             data_dir,
             region,

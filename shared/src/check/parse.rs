@@ -106,6 +106,12 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 impl RawChecks {
     /// Validates every check, recording each problem in `issues`; returns the valid checks.
     pub fn validate(self, src: &SourceFile, issues: &mut Issues) -> Vec<Check> {
+        self.validate_under("", src, issues)
+    }
+
+    /// Like [`RawChecks::validate`], for checks nested in another table: `prefix` (such as
+    /// `"target[2]."`) starts every field path in the messages.
+    pub fn validate_under(self, prefix: &str, src: &SourceFile, issues: &mut Issues) -> Vec<Check> {
         let mut checks = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut dup = |id: &Spanned<String>, field: &str, issues: &mut Issues| {
@@ -122,14 +128,14 @@ impl RawChecks {
             }
         };
         for (i, raw) in self.http.into_iter().enumerate() {
-            let field = format!("http[{i}]");
+            let field = format!("{prefix}http[{i}]");
             dup(&raw.get_ref().id, &format!("{field}.id"), issues);
             if let Some(c) = validate_http(raw.into_inner(), &field, src, issues) {
                 checks.push(c);
             }
         }
         for (i, raw) in self.dns.into_iter().enumerate() {
-            let field = format!("dns[{i}]");
+            let field = format!("{prefix}dns[{i}]");
             dup(&raw.get_ref().id, &format!("{field}.id"), issues);
             if let Some(c) = validate_dns(raw.into_inner(), &field, src, issues) {
                 checks.push(c);

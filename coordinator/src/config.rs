@@ -1,0 +1,360 @@
+//! `coordinator.toml`: where the coordinator listens and keeps its data, how long it keeps
+//! it, how enrolment behaves, and the monitored targets with their checks and regions.
+//!
+//! Strict like every Meridian file: unknown fields are errors, and every problem is reported at
+//! once as `file:line:column: field: message`. Reading is split from the pure
+//! [`CoordinatorConfig::from_source`]; the files it names (`regions_file`) are read then.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use meridian_shared::check::Check;
+use meridian_shared::check::parse::{RawDnsCheck, RawHttpCheck};
+use meridian_shared::config::{ConfigError, Issues, SourceFile};
+use meridian_shared::regions::{Catalog, RegionId};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Database, CA and state live here.
+    pub data_dir: PathBuf,
+    /// The region catalog in force.
+    pub catalog: Catalog,
+    /// QUIC address probes connect to.
+    pub quic: SocketAddr,
+    /// HTTP address of the API and map (later issues).
+    pub http: SocketAddr,
+    /// Names the coordinator's TLS certificate is issued for (what probes dial).
+    pub server_names: Vec<String>,
+    /// How long raw results are kept.
+    pub raw_retention: Duration,
+    /// How long per-minute rollups are kept.
+    pub rollup_retention: Duration,
+    /// Default lifetime of an enrolment token.
+    pub token_ttl: Duration,
+    /// Lifetime of a probe certificate.
+    pub cert_validity: Duration,
+    /// Monitored targets, in file order.
+    pub targets: Vec<Target>,
+}
+
+/// A monitored site or service and the checks probes run against it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Stable id, unique in the file.
+    pub id: String,
+    /// Human name for pages and messages.
+    pub name: String,
+    /// Regions whose probes run the checks; every region of the catalog when empty.
+    pub regions: Vec<RegionId>,
+    /// The checks; their ids are unique across all targets.
+    pub checks: Vec<Check>,
+}
+
+impl CoordinatorConfig {
+    /// The checks a probe in `region` is assigned, across all targets.
+    pub fn checks_for(&self, region: &RegionId) -> Vec<&Check> {
+        self.targets
+            .iter()
+            .filter(|t| t.regions.is_empty() || t.regions.contains(region))
+            .flat_map(|t| t.checks.iter())
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    data_dir: PathBuf,
+    #[serde(default)]
+    regions_file: Option<Spanned<PathBuf>>,
+    listen: RawListen,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    enrollment: RawEnrollment,
+    #[serde(default)]
+    target: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    quic: Spanned<String>,
+    #[serde(default)]
+    http: Option<Spanned<String>>,
+    #[serde(default)]
+    server_names: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default)]
+    raw_retention: Option<Spanned<String>>,
+    #[serde(default)]
+    rollup_retention: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollment {
+    #[serde(default)]
+    token_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    cert_validity: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    id: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    regions: Vec<Spanned<String>>,
+    #[serde(default)]
+    http: Vec<Spanned<RawHttpCheck>>,
+    #[serde(default)]
+    dns: Vec<Spanned<RawDnsCheck>>,
+}
+
+const DAY: u64 = 86_400;
+
+impl CoordinatorConfig {
+    /// Reads and validates a file; relative paths in it are relative to its directory.
+    pub fn load(path: &Path) -> Result<CoordinatorConfig, ConfigError> {
+        let src = SourceFile::read(path)?;
+        CoordinatorConfig::from_source(&src, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Validates configuration text; `base` resolves relative paths.
+    pub fn from_source(src: &SourceFile, base: &Path) -> Result<CoordinatorConfig, ConfigError> {
+        let raw: Raw = src.parse()?;
+        let mut issues = Issues::default();
+
+        let catalog = match &raw.regions_file {
+            None => Catalog::builtin(),
+            Some(p) => match Catalog::load(&base.join(p.get_ref())) {
+                Ok(c) => c,
+                Err(e) => {
+                    issues.push(src.issue(
+                        p.span(),
+                        "regions_file",
+                        format!("cannot use the region catalog: {e}"),
+                    ));
+                    Catalog::builtin()
+                }
+            },
+        };
+
+        let addr = |s: &Spanned<String>,
+                        field: &str,
+                        issues: &mut Issues|
+         -> Option<SocketAddr> {
+            s.get_ref()
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    issues.push(src.issue(
+                        s.span(),
+                        field,
+                        format!(
+                            "{:?} is not an address:port such as \"0.0.0.0:4433\" or \"[::]:4433\"",
+                            s.get_ref()
+                        ),
+                    ))
+                })
+                .ok()
+        };
+        let quic = addr(&raw.listen.quic, "listen.quic", &mut issues);
+        let http = match &raw.listen.http {
+            Some(h) => addr(h, "listen.http", &mut issues),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
+        let server_names = if raw.listen.server_names.is_empty() {
+            vec!["localhost".to_string()]
+        } else {
+            raw.listen.server_names.clone()
+        };
+
+        let dur = |v: &Option<Spanned<String>>,
+                       default_s: u64,
+                       min: Duration,
+                       field: &str,
+                       issues: &mut Issues| {
+            let Some(v) = v else {
+                return Duration::from_secs(default_s);
+            };
+            match humantime::parse_duration(v.get_ref()) {
+                Ok(d) if d >= min => d,
+                Ok(d) => {
+                    issues.push(src.issue(
+                        v.span(),
+                        field,
+                        format!(
+                            "{} is shorter than the minimum of {}",
+                            humantime::format_duration(d),
+                            humantime::format_duration(min)
+                        ),
+                    ));
+                    Duration::from_secs(default_s)
+                }
+                Err(e) => {
+                    issues.push(src.issue(
+                        v.span(),
+                        field,
+                        format!(
+                            "{:?} is not a duration such as \"14d\" or \"24h\": {e}",
+                            v.get_ref()
+                        ),
+                    ));
+                    Duration::from_secs(default_s)
+                }
+            }
+        };
+        let hour = Duration::from_secs(3600);
+        let raw_retention = dur(
+            &raw.storage.raw_retention,
+            14 * DAY,
+            hour,
+            "storage.raw_retention",
+            &mut issues,
+        );
+        let rollup_retention = dur(
+            &raw.storage.rollup_retention,
+            400 * DAY,
+            hour,
+            "storage.rollup_retention",
+            &mut issues,
+        );
+        let token_ttl = dur(
+            &raw.enrollment.token_ttl,
+            DAY,
+            Duration::from_secs(60),
+            "enrollment.token_ttl",
+            &mut issues,
+        );
+        let cert_validity = dur(
+            &raw.enrollment.cert_validity,
+            90 * DAY,
+            hour,
+            "enrollment.cert_validity",
+            &mut issues,
+        );
+
+        let mut targets = Vec::new();
+        let mut target_ids: BTreeMap<String, usize> = BTreeMap::new();
+        let mut check_ids: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (i, raw_target) in raw.target.into_iter().enumerate() {
+            let t = raw_target.into_inner();
+            let field = format!("target[{i}]");
+            let (line, _) = src.line_col(t.id.span().start);
+            let id_ok = !t.id.get_ref().is_empty()
+                && t.id.get_ref().len() <= 64
+                && t.id
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !id_ok {
+                issues.push(src.issue(
+                    t.id.span(),
+                    format!("{field}.id"),
+                    format!(
+                        "{:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
+                        t.id.get_ref()
+                    ),
+                ));
+            }
+            if let Some(first) = target_ids.insert(t.id.get_ref().clone(), line) {
+                issues.push(src.issue(
+                    t.id.span(),
+                    format!("{field}.id"),
+                    format!(
+                        "duplicate target id {:?} (first used on line {first})",
+                        t.id.get_ref()
+                    ),
+                ));
+            }
+            let mut regions = Vec::new();
+            for (j, r) in t.regions.iter().enumerate() {
+                match RegionId::parse(r.get_ref()) {
+                    Ok(id) if catalog.get(&id).is_some() => regions.push(id),
+                    _ => issues.push(src.issue(
+                        r.span(),
+                        format!("{field}.regions[{j}]"),
+                        format!(
+                            "unknown region {:?}: it is not in the region catalog",
+                            r.get_ref()
+                        ),
+                    )),
+                }
+            }
+            let (http, dns) = (t.http, t.dns);
+            if http.is_empty() && dns.is_empty() {
+                issues.push(src.issue(
+                    t.id.span(),
+                    field.clone(),
+                    "a target needs at least one [[target.http]] or [[target.dns]] check",
+                ));
+            }
+            let spans: Vec<(String, std::ops::Range<usize>)> = http
+                .iter()
+                .map(|c| (c.get_ref().id.get_ref().clone(), c.get_ref().id.span()))
+                .chain(
+                    dns.iter()
+                        .map(|c| (c.get_ref().id.get_ref().clone(), c.get_ref().id.span())),
+                )
+                .collect();
+            // Within a target, RawChecks reports duplicates; across targets, this does.
+            for (id, span) in &spans {
+                match check_ids.get(id) {
+                    Some(&(target, first)) if target != i => issues.push(src.issue(
+                        span.clone(),
+                        format!("{field}.checks"),
+                        format!("check id {id:?} is already used on line {first}: check ids are unique across targets"),
+                    )),
+                    Some(_) => {}
+                    None => {
+                        check_ids.insert(id.clone(), (i, src.line_col(span.start).0));
+                    }
+                }
+            }
+            let checks = meridian_shared::check::parse::RawChecks { http, dns }.validate_under(
+                &format!("{field}."),
+                src,
+                &mut issues,
+            );
+            targets.push(Target {
+                id: t.id.get_ref().clone(),
+                name: t.name.unwrap_or_else(|| t.id.get_ref().clone()),
+                regions,
+                checks,
+            });
+        }
+
+        // An unparsable address was recorded as an issue, so `finish` fails; the stand-in
+        // never escapes.
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let (quic, http) = (quic.unwrap_or(unspecified), http.unwrap_or(unspecified));
+        issues.finish(CoordinatorConfig {
+            data_dir: base.join(raw.data_dir),
+            catalog,
+            quic,
+            http,
+            server_names,
+            raw_retention,
+            rollup_retention,
+            token_ttl,
+            cert_validity,
+            targets,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
