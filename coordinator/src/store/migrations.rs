@@ -52,6 +52,20 @@ pub const MIGRATIONS: &[&str] = &[
         used_by    TEXT
     ) STRICT;
     "#,
+    // v3: per-minute rollups: one mergeable DDSketch of a phase's durations (microseconds) per
+    // (check, region, phase, minute). Kept far longer than raw results.
+    r#"
+    CREATE TABLE rollups (
+        check_id  TEXT    NOT NULL,
+        region    TEXT    NOT NULL,
+        phase     TEXT    NOT NULL,
+        minute_ms INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        sketch    BLOB    NOT NULL,
+        PRIMARY KEY (check_id, region, phase, minute_ms)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX rollups_by_minute ON rollups (minute_ms);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@
 //! thread and batch many probes' results into one transaction.
 
 mod migrations;
+pub mod rollup;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -219,6 +220,7 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         let mut out = Ingested::default();
+        let mut rollups = rollup::Pending::default();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -259,6 +261,7 @@ impl Store {
                     .map_err(err)?;
                 if changed == 1 {
                     out.stored += 1;
+                    rollups.add(region, &result);
                 } else {
                     out.duplicates += 1;
                 }
@@ -269,6 +272,8 @@ impl Store {
             )
             .map_err(err)?;
         }
+        // Only newly stored results feed the rollups: a re-sent batch counts once.
+        rollups.flush(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(out)
     }
@@ -397,6 +402,80 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Per-minute p50/p90/p99 of one phase of a check in a region, for minutes starting in
+    /// `[from_ms, to_ms)`, in time order.
+    pub fn rollup_minutes(
+        &self,
+        check_id: &str,
+        region: &str,
+        phase: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<rollup::MinuteSummary>, StoreError> {
+        let mut out = Vec::new();
+        for (minute, sketch) in self.rollup_sketches(check_id, region, phase, from_ms, to_ms)? {
+            out.extend(rollup::summarize(minute, &sketch));
+        }
+        Ok(out)
+    }
+
+    /// The same quantiles over the whole range, by merging its minutes' sketches.
+    pub fn rollup_range(
+        &self,
+        check_id: &str,
+        region: &str,
+        phase: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<rollup::MinuteSummary>, StoreError> {
+        let mut merged = rollup::new_sketch();
+        for (_, sketch) in self.rollup_sketches(check_id, region, phase, from_ms, to_ms)? {
+            let _ = merged.merge(&sketch);
+        }
+        Ok(rollup::summarize(from_ms, &merged))
+    }
+
+    fn rollup_sketches(
+        &self,
+        check_id: &str,
+        region: &str,
+        phase: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, sketches_ddsketch::DDSketch)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT minute_ms, sketch FROM rollups WHERE check_id = ?1 AND region = ?2 AND phase = ?3
+                 AND minute_ms >= ?4 AND minute_ms < ?5 ORDER BY minute_ms",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map(params![check_id, region, phase, from_ms, to_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (minute, blob) = row.map_err(|e| self.sqlite(e))?;
+            match sketches_ddsketch::DDSketch::from_java_bytes(&blob) {
+                Ok(s) => out.push((minute, s)),
+                Err(e) => {
+                    tracing::warn!(check_id, region, phase, minute, error = ?e, "rollup sketch not decodable; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes rollups of minutes before `now_ms - retention`; returns how many rows.
+    pub fn prune_rollups(&self, now_ms: i64, retention: Duration) -> Result<usize, StoreError> {
+        let cutoff = now_ms - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        self.conn
+            .execute("DELETE FROM rollups WHERE minute_ms < ?1", [cutoff])
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Deletes raw results that started before `now_ms - retention`; returns how many.

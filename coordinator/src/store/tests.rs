@@ -229,3 +229,60 @@ fn revocation_is_recorded_once() {
     assert_eq!(probes.len(), 1);
     assert_eq!(probes[0].revoked_ms, Some(10));
 }
+
+#[test]
+fn rollups_give_per_minute_quantiles_that_merge_over_ranges_and_ignore_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    // Minute 0: connect times 1..=100 ms; minute 1: 101..=200 ms.
+    let batch: Vec<(u64, CheckResult)> = (1..=200u64)
+        .map(|i| {
+            let mut r = result("home", if i <= 100 { 1_000 } else { 61_000 });
+            r.phases.connect = Some(i * 1_000);
+            (i, r)
+        })
+        .collect();
+    store.ingest("p1", "me-south", &batch, 0).unwrap();
+    // A redelivery of the same batch must not count twice.
+    store.ingest("p1", "me-south", &batch, 0).unwrap();
+    let minutes = store
+        .rollup_minutes("home", "me-south", "connect", 0, 120_000)
+        .unwrap();
+    assert_eq!(minutes.len(), 2);
+    assert_eq!((minutes[0].minute_ms, minutes[0].count), (0, 100));
+    let within = |got: f64, want: f64| (got - want).abs() <= want * 0.02;
+    assert!(within(minutes[0].p50_us, 50_000.0), "{minutes:?}");
+    assert!(within(minutes[1].p90_us, 190_000.0), "{minutes:?}");
+    let all = store
+        .rollup_range("home", "me-south", "connect", 0, 120_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.count, 200);
+    assert!(
+        within(all.p50_us, 100_000.0) && within(all.p99_us, 198_000.0),
+        "{all:?}"
+    );
+    // Other regions and phases are separate rows; TLS is rolled up too, and a region with no
+    // data has none.
+    assert!(
+        store
+            .rollup_range("home", "eu-central", "connect", 0, 120_000)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .rollup_range("home", "me-south", "tls", 0, 120_000)
+            .unwrap()
+            .unwrap()
+            .count,
+        200
+    );
+    assert_eq!(
+        store
+            .prune_rollups(120_000, Duration::from_secs(60))
+            .unwrap(),
+        6,
+        "minute 0's six phases"
+    );
+}
