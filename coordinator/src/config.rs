@@ -152,10 +152,7 @@ impl CoordinatorConfig {
             },
         };
 
-        let addr = |s: &Spanned<String>,
-                        field: &str,
-                        issues: &mut Issues|
-         -> Option<SocketAddr> {
+        let addr = |s: &Spanned<String>, field: &str, issues: &mut Issues| -> Option<SocketAddr> {
             s.get_ref()
                 .parse::<SocketAddr>()
                 .map_err(|_| {
@@ -182,10 +179,10 @@ impl CoordinatorConfig {
         };
 
         let dur = |v: &Option<Spanned<String>>,
-                       default_s: u64,
-                       min: Duration,
-                       field: &str,
-                       issues: &mut Issues| {
+                   default_s: u64,
+                   min: Duration,
+                   field: &str,
+                   issues: &mut Issues| {
             let Some(v) = v else {
                 return Duration::from_secs(default_s);
             };

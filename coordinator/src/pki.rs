@@ -205,6 +205,41 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// Issues the coordinator's own TLS server certificate for `names` (DNS names or IP
+    /// addresses, as a probe dials them), signed by this CA and valid from an hour ago for
+    /// `validity`. Returns the chain to present, leaf first and then the CA certificate (an
+    /// enrolling probe pins the CA by its fingerprint, so the CA must travel in the chain),
+    /// and the leaf's fresh private key (kept in memory only: reissued at every start).
+    pub fn server_cert(
+        &self,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<
+        (
+            Vec<CertificateDer<'static>>,
+            rustls_pki_types::PrivateKeyDer<'static>,
+        ),
+        PkiError,
+    > {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Meridian coordinator");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now
+            + time::Duration::try_from(validity)
+                .map_err(|e| PkiError::BadRequest(e.to_string()))?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        Ok((vec![cert.der().clone(), self.cert_der.clone()], key_der))
+    }
+}
+
 /// A fresh enrolment token (`mrd_` + 64 hex digits) and the hash to store for it.
 pub fn new_token() -> Result<(String, String), PkiError> {
     let mut bytes = [0u8; 32];

@@ -5,12 +5,14 @@
 //! [`dns`], vetted by [`safety`], names resolved by [`resolve`]) → the result goes to the
 //! agent's sink ([`agent`]). [`config`] reads `probe.toml`; [`output`] renders results for
 //! people and scripts; [`demo`] holds the built-in demo origin and DNS zone. [`spool`] is the
-//! durable on-disk queue results wait in until every coordinator has acknowledged them.
+//! durable on-disk queue results wait in until every coordinator has acknowledged them;
+//! [`uplink`] delivers them over QUIC, with the identity [`enroll`] obtained.
 
 pub mod agent;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod enroll;
 pub mod http;
 pub mod output;
 pub mod resolve;
@@ -18,3 +20,4 @@ pub mod runner;
 pub mod safety;
 pub mod schedule;
 pub mod spool;
+pub mod uplink;

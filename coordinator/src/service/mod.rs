@@ -1,0 +1,417 @@
+//! The coordinator's QUIC endpoint: the probe link (ALPN `meridian/1`) and enrolment (ALPN
+//! `meridian-enroll/1`) on one UDP socket.
+//!
+//! [`Service::bind`] takes an already-bound socket (tests bind `127.0.0.1:0`), the [`Ca`] and
+//! the [`Store`]; [`Service::run`] serves until a shutdown future resolves. A cloneable
+//! [`ServiceHandle`] reads the [`Counters`], revokes probes (closing their live connections at
+//! once) and runs closures on the store.
+//!
+//! # Decisions
+//! - **TLS**: the server certificate is issued by the coordinator's own CA at every start (its
+//!   chain carries the CA, which an enrolling probe pins by fingerprint). Client certificates
+//!   are verified against the CA, but a client without one is let through the handshake, only
+//!   so that enrolment works: the link refuses it right after, with close code
+//!   [`close::NO_CERTIFICATE`]. TLS 1.3 only (QUIC), 0-RTT off (a replayed first flight could
+//!   replay a batch or a token), keep-alive below the idle timeout.
+//! - **Storage** runs on one dedicated thread that owns the [`Store`] (SQLite calls block);
+//!   connections send it closures and await the answer, so an acknowledgement is sent only once
+//!   the transaction committed.
+//! - **Identity** is the certificate's; see [`link`] for the session itself and [`enroll`] for
+//!   enrolment.
+//!
+//! Deliberately absent: assignment push, commands (burst, ping) and silence detection; the
+//! `coordinator run` command that builds a service from a config file.
+
+mod enroll;
+mod link;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meridian_shared::check::CheckId;
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::task::JoinSet;
+
+use crate::pki::{Ca, PkiError, ProbeIdentity};
+use crate::store::{Store, StoreError};
+
+pub use enroll::{ENROLL_ALPN, EnrollRequest, EnrollResponse, Enrolled, MAX_ENROLL_FRAME};
+
+/// QUIC application close codes the coordinator uses. The reason text says the same for
+/// people; the code is what a probe acts on (it stops retrying on [`close::REVOKED`]).
+pub mod close {
+    /// The coordinator is shutting down, or the session ended normally.
+    pub const NORMAL: u32 = 0;
+    /// The link needs a client certificate from the coordinator's CA naming a probe.
+    pub const NO_CERTIFICATE: u32 = 1;
+    /// The probe was revoked.
+    pub const REVOKED: u32 = 2;
+    /// The certificate names a probe this coordinator does not know.
+    pub const UNKNOWN: u32 = 3;
+    /// The peer broke the protocol (oversized frame, no Hello, unsupported version or ALPN).
+    pub const PROTOCOL: u32 = 4;
+    /// A newer connection of the same probe replaced this one.
+    pub const SUPERSEDED: u32 = 5;
+    /// The coordinator failed (storage error); the probe retries later.
+    pub const INTERNAL: u32 = 6;
+}
+
+/// Decides whether a probe is assigned a check (results of other checks are refused). `None`
+/// in [`ServiceConfig::assigned`] means every check is assigned, until assignment push exists.
+pub type AssignedFn = Arc<dyn Fn(&ProbeIdentity, &CheckId) -> bool + Send + Sync>;
+
+/// How the service behaves.
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// Names (DNS names or IP addresses) the server certificate carries: what probes dial.
+    pub server_names: Vec<String>,
+    /// A connection silent this long is dropped (default 30 s).
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, below the idle timeout (default 10 s).
+    pub keep_alive: Duration,
+    /// How long a new connection may take to open its stream and send its first message
+    /// (default 10 s).
+    pub hello_timeout: Duration,
+    /// How far in the future a result's timestamps may be (clock skew allowance, default 60 s).
+    pub max_future_ms: i64,
+    /// Validity of certificates issued at enrolment (default 365 days).
+    pub probe_cert_validity: Duration,
+    /// Whether enrolment (ALPN `meridian-enroll/1`) is served (default true).
+    pub enrollment: bool,
+    /// Hook for the assignment check, see [`AssignedFn`].
+    pub assigned: Option<AssignedFn>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            server_names: vec!["localhost".to_string()],
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            max_future_ms: 60_000,
+            probe_cert_validity: Duration::from_secs(365 * 86_400),
+            enrollment: true,
+            assigned: None,
+        }
+    }
+}
+
+/// Event counters, for tests and (later) metrics. Each is monotonic since start.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Link sessions opened (HelloAck sent).
+    pub sessions: AtomicU64,
+    /// Connections refused: no certificate, unknown, revoked, bad version.
+    pub refused: AtomicU64,
+    /// Handshakes that failed (a certificate from another CA, no common ALPN, ...).
+    pub handshake_failures: AtomicU64,
+    /// Frames whose payload did not decode (garbage MessagePack, trailing bytes); only that
+    /// frame was lost.
+    pub garbage_frames: AtomicU64,
+    /// Frame headers over the size limit; each closed its connection.
+    pub oversized_frames: AtomicU64,
+    /// Messages out of place (a second Hello, anything before Hello).
+    pub protocol_violations: AtomicU64,
+    /// Result batches handled and acknowledged.
+    pub batches: AtomicU64,
+    /// Results newly stored.
+    pub results_stored: AtomicU64,
+    /// Results already stored before (re-sent after a lost ack).
+    pub results_duplicate: AtomicU64,
+    /// Results refused by validation (acknowledged, never stored).
+    pub results_rejected: AtomicU64,
+    /// Heartbeats received.
+    pub heartbeats: AtomicU64,
+    /// Probes enrolled.
+    pub enrolled: AtomicU64,
+    /// Enrolment attempts refused.
+    pub enroll_refused: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Why the service could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// Issuing the server certificate failed.
+    #[error("server certificate: {0}")]
+    Pki(#[from] PkiError),
+    /// Building the TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built over the CA.
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// The TLS configuration has no cipher suite QUIC can start with.
+    #[error("QUIC TLS configuration: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// Setting up the QUIC endpoint on the socket failed.
+    #[error("QUIC endpoint: {0}")]
+    Io(#[from] std::io::Error),
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store thread is gone (it panicked or the service stopped).
+    #[error("the store thread has stopped")]
+    StoreGone,
+}
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// Sends closures to the thread that owns the [`Store`].
+#[derive(Clone)]
+struct StoreThread {
+    /// The job queue; the thread ends when every sender is gone.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl StoreThread {
+    fn spawn(mut store: Store) -> Result<StoreThread, std::io::Error> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("meridian-store".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&mut store);
+                }
+            })?;
+        Ok(StoreThread { jobs })
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            let _ = tx.send(f(store));
+        });
+        self.jobs.send(job).map_err(|_| ServiceError::StoreGone)?;
+        rx.await.map_err(|_| ServiceError::StoreGone)
+    }
+}
+
+/// State shared by the accept loop, every connection task and the handles.
+struct Shared {
+    /// Behaviour.
+    config: ServiceConfig,
+    /// Event counters.
+    counters: Counters,
+    /// The store's thread.
+    store: StoreThread,
+    /// Signs probe certificates at enrolment.
+    ca: Ca,
+    /// Live link connections by probe id, each with its `stable_id`: what revocation closes.
+    live: Mutex<HashMap<String, Vec<(usize, quinn::Connection)>>>,
+}
+
+impl Shared {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(usize, quinn::Connection)>>> {
+        // The map stays consistent even if a holder panicked: every update is one insert/remove.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The running service's handle: counters, revocation, store access. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    /// The shared state.
+    shared: Arc<Shared>,
+    /// Where the endpoint listens.
+    local_addr: SocketAddr,
+}
+
+impl ServiceHandle {
+    /// The address the QUIC endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The event counters.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Live link connections of a probe.
+    pub fn live_connections(&self, probe_id: &str) -> usize {
+        self.shared.live().get(probe_id).map_or(0, Vec::len)
+    }
+
+    /// Revokes a probe in the store, then closes its live connections at once (close code
+    /// [`close::REVOKED`]). Returns whether the store changed (false: unknown or already
+    /// revoked; connections are closed either way).
+    pub async fn revoke(&self, probe_id: &str) -> Result<bool, ServiceError> {
+        let id = probe_id.to_owned();
+        let changed = self
+            .shared
+            .store
+            .call(move |s| s.revoke_probe(&id, now_ms()))
+            .await??;
+        let conns = self.shared.live().remove(probe_id).unwrap_or_default();
+        for (_, conn) in &conns {
+            conn.close(close::REVOKED.into(), b"probe revoked");
+        }
+        tracing::info!(probe_id, closed = conns.len(), "probe revoked");
+        Ok(changed)
+    }
+
+    /// Runs `f` on the store thread (queries, token creation) and returns its result.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        self.shared.store.call(f).await
+    }
+}
+
+/// The QUIC service, bound and not yet serving.
+pub struct Service {
+    /// The endpoint (server role only).
+    endpoint: quinn::Endpoint,
+    /// Shared with connection tasks and handles.
+    handle: ServiceHandle,
+}
+
+impl Service {
+    /// Sets up the endpoint on `socket` with a fresh server certificate from `ca`, and starts
+    /// the store thread. Must be called inside a tokio runtime.
+    pub fn bind(
+        socket: std::net::UdpSocket,
+        ca: Ca,
+        store: Store,
+        config: ServiceConfig,
+    ) -> Result<Service, ServiceError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, key) =
+            ca.server_cert(&config.server_names, Duration::from_secs(86_400 * 825))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der().clone())?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)?;
+        tls.alpn_protocols = vec![meridian_shared::wire::ALPN.to_vec(), ENROLL_ALPN.to_vec()];
+        tls.max_early_data_size = 0;
+        let mut server =
+            quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(quinn::IdleTimeout::try_from(config.idle_timeout).ok())
+            .keep_alive_interval(Some(config.keep_alive))
+            // Probes open one stream each; nothing else is accepted.
+            .max_concurrent_uni_streams(0u8.into())
+            .max_concurrent_bidi_streams(1u8.into());
+        server.transport_config(Arc::new(transport));
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let local_addr = endpoint.local_addr()?;
+        tracing::info!(%local_addr, "QUIC service listening");
+        let shared = Arc::new(Shared {
+            config,
+            counters: Counters::default(),
+            store: StoreThread::spawn(store)?,
+            ca,
+            live: Mutex::new(HashMap::new()),
+        });
+        Ok(Service {
+            endpoint,
+            handle: ServiceHandle { shared, local_addr },
+        })
+    }
+
+    /// A handle to the service.
+    pub fn handle(&self) -> ServiceHandle {
+        self.handle.clone()
+    }
+
+    /// Serves connections until `shutdown` resolves, then closes every connection. Dropping
+    /// the future (aborting its task) stops the service just as abruptly as a crash would,
+    /// from the probes' point of view: connections close, nothing more is acknowledged.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let _close = CloseOnDrop(self.endpoint.clone());
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                incoming = self.endpoint.accept() => match incoming {
+                    Some(incoming) => {
+                        tasks.spawn(serve(self.handle.shared.clone(), incoming));
+                    }
+                    None => break,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        self.endpoint
+            .close(close::NORMAL.into(), b"coordinator shutting down");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("QUIC service stopped");
+    }
+}
+
+/// Closes the endpoint when the serving future ends or is dropped.
+struct CloseOnDrop(quinn::Endpoint);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0
+            .close(close::NORMAL.into(), b"coordinator shutting down");
+    }
+}
+
+/// One incoming connection: the handshake, then the link or enrolment by ALPN.
+async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(error) => {
+            Counters::add(&shared.counters.handshake_failures, 1);
+            tracing::info!(%remote, %error, "QUIC handshake failed");
+            return;
+        }
+    };
+    let alpn = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol);
+    match alpn.as_deref() {
+        Some(meridian_shared::wire::ALPN) => link::serve(shared, conn).await,
+        Some(ENROLL_ALPN) if shared.config.enrollment => enroll::serve(shared, conn).await,
+        _ => {
+            Counters::add(&shared.counters.refused, 1);
+            tracing::info!(%remote, "connection with an unsupported ALPN refused");
+            conn.close(close::PROTOCOL.into(), b"unsupported application protocol");
+        }
+    }
+}
+
+/// Wall clock, Unix milliseconds (the store's and the wire's unit).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

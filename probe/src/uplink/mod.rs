@@ -1,0 +1,318 @@
+//! The uplink: delivers spooled results to every configured coordinator over QUIC with mutual
+//! TLS, one task and one spool cursor per coordinator, so a coordinator that is down delays
+//! only its own cursor.
+//!
+//! [`Uplink::start`] reads the probe's certificate, key and pinned CA (files written by
+//! [`crate::enroll`]) and starts the tasks; each connects, sends `Hello`, then keeps up to
+//! [`UplinkConfig::max_in_flight`] `ResultBatch`es outstanding and advances its cursor on every
+//! `Ack` (see `session`). Any failure ends the session and the task reconnects after an
+//! exponential backoff with full jitter; a `Reject` for revocation or an unsupported version
+//! stops the task for good, since retrying cannot help.
+//!
+//! The spool is synchronous: it is shared as `Arc<Mutex<Spool>>` and only touched from
+//! `spawn_blocking`. Deliberately absent: applying assignments and commands sent back by the
+//! coordinator (they are received and ignored for now).
+
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use backon::BackoffBuilder as _;
+use meridian_shared::wire::RejectReason;
+use quinn::crypto::rustls::QuicClientConfig;
+use ring::rand::SecureRandom as _;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::task::JoinSet;
+
+use crate::spool::Spool;
+
+/// One coordinator to deliver to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The coordinator's name: also the spool cursor's name (declare it when opening the spool).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The name its certificate carries (DNS name or IP address).
+    pub server_name: String,
+}
+
+/// How the uplink behaves.
+#[derive(Debug, Clone)]
+pub struct UplinkConfig {
+    /// The coordinators.
+    pub targets: Vec<Target>,
+    /// The probe's certificate (PEM), from enrolment.
+    pub cert_path: PathBuf,
+    /// The probe's private key (PEM), from enrolment.
+    pub key_path: PathBuf,
+    /// The coordinators' CA (PEM), pinned at enrolment.
+    pub ca_path: PathBuf,
+    /// Most records per batch (default 500).
+    pub batch_records: usize,
+    /// Most payload bytes per batch (default 1 MiB; a frame may carry 4 MiB).
+    pub batch_bytes: usize,
+    /// Batches sent and not yet acknowledged, at most (default 4).
+    pub max_in_flight: usize,
+    /// Heartbeat interval (default 10 s).
+    pub heartbeat: Duration,
+    /// How often an idle session looks at the spool for new records (default 250 ms).
+    pub poll: Duration,
+    /// Shortest reconnect delay (default 200 ms).
+    pub backoff_min: Duration,
+    /// Longest reconnect delay (default 30 s).
+    pub backoff_max: Duration,
+    /// Idle timeout of the QUIC connection (default 30 s).
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, below the idle timeout (default 10 s).
+    pub keep_alive: Duration,
+    /// How long connecting and the `Hello` exchange may take (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl UplinkConfig {
+    /// A configuration with the defaults, for `targets` and the files of an enrolled probe.
+    pub fn new(
+        targets: Vec<Target>,
+        cert_path: PathBuf,
+        key_path: PathBuf,
+        ca_path: PathBuf,
+    ) -> Self {
+        UplinkConfig {
+            targets,
+            cert_path,
+            key_path,
+            ca_path,
+            batch_records: 500,
+            batch_bytes: 1 << 20,
+            max_in_flight: 4,
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_millis(250),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the uplink could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UplinkError {
+    /// A certificate, key or CA file could not be read or holds nothing usable.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The TLS configuration could not be built (a key that does not match, ...).
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The TLS configuration has no cipher suite QUIC can start with.
+    #[error("QUIC TLS configuration: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// The same coordinator name twice.
+    #[error("coordinator {0:?} configured twice")]
+    DuplicateTarget(String),
+}
+
+/// What one coordinator's task is doing, for tests and `probe status`.
+#[derive(Debug, Default)]
+pub struct LinkStatus {
+    /// Whether a session is open (HelloAck received, not yet ended).
+    pub connected: AtomicBool,
+    /// Sessions opened so far.
+    pub sessions: AtomicU64,
+    /// Sessions that failed or were refused.
+    pub failures: AtomicU64,
+    /// Batches sent.
+    pub batches_sent: AtomicU64,
+    /// The highest sequence this coordinator acknowledged (the cursor).
+    pub acked: AtomicU64,
+    /// Set when the coordinator refused the probe for good and the task stopped.
+    stopped: Mutex<Option<RejectReason>>,
+}
+
+impl LinkStatus {
+    /// Why the task stopped for good (revoked, unsupported version), if it did.
+    pub fn stopped(&self) -> Option<RejectReason> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn stop(&self, reason: RejectReason) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+}
+
+/// The running uplink; [`Uplink::shutdown`] stops it (dropping it aborts the tasks).
+pub struct Uplink {
+    /// Each coordinator's status, by name.
+    links: Vec<(String, Arc<LinkStatus>)>,
+    /// One task per coordinator.
+    tasks: JoinSet<()>,
+    /// Tells the tasks to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Uplink {
+    /// Loads the TLS files and starts one task per target. The spool must have been opened with
+    /// a cursor named after each target. Must be called inside a tokio runtime.
+    pub fn start(config: UplinkConfig, spool: Arc<Mutex<Spool>>) -> Result<Uplink, UplinkError> {
+        let client = client_config(&config)?;
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let mut links = Vec::new();
+        let mut tasks = JoinSet::new();
+        let config = Arc::new(config);
+        for target in &config.targets {
+            if links.iter().any(|(n, _)| n == &target.name) {
+                return Err(UplinkError::DuplicateTarget(target.name.clone()));
+            }
+            let status = Arc::new(LinkStatus::default());
+            links.push((target.name.clone(), status.clone()));
+            let link = session::Link {
+                target: target.clone(),
+                config: config.clone(),
+                client: client.clone(),
+                spool: spool.clone(),
+                status,
+            };
+            tasks.spawn(session::run(link, rx.clone()));
+        }
+        Ok(Uplink {
+            links,
+            tasks,
+            shutdown,
+        })
+    }
+
+    /// The status of the coordinator named `name`.
+    pub fn status(&self, name: &str) -> Option<Arc<LinkStatus>> {
+        self.links
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Stops every task: sessions close, unacknowledged records stay in the spool. Waits at
+    /// most `grace`, then aborts what is left.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+fn file_error(path: &Path, message: impl ToString) -> UplinkError {
+    UplinkError::File {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, UplinkError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if certs.is_empty() {
+        return Err(file_error(path, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The QUIC client configuration: TLS 1.3 with the probe's certificate, trusting only the
+/// pinned CA, ALPN `meridian/1`, keep-alive below the idle timeout.
+fn client_config(config: &UplinkConfig) -> Result<quinn::ClientConfig, UplinkError> {
+    let chain = read_certs(&config.cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(&config.key_path)
+        .map_err(|e| file_error(&config.key_path, e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in read_certs(&config.ca_path)? {
+        roots.add(ca)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    tls.alpn_protocols = vec![meridian_shared::wire::ALPN.to_vec()];
+    tls.enable_early_data = false;
+    let mut client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(quinn::IdleTimeout::try_from(config.idle_timeout).ok())
+        .keep_alive_interval(Some(config.keep_alive));
+    client.transport_config(Arc::new(transport));
+    Ok(client)
+}
+
+/// Reconnect delays: backon's exponential schedule (doubling from `min`, capped at `max`, never
+/// exhausted) gives each attempt's ceiling, and the delay is drawn uniformly between `min` and
+/// that ceiling ("full jitter", floored at `min` so a flapping link never spins). backon's own
+/// jitter adds up to one delay *on top* (`[d, 2d)`), which does not spread a fleet that lost
+/// its coordinator at the same instant as well.
+pub(crate) struct Backoff {
+    /// Ceilings.
+    schedule: backon::ExponentialBackoff,
+    /// Floor and fallback ceiling.
+    min: Duration,
+    /// Cap.
+    max: Duration,
+    /// Randomness.
+    rng: ring::rand::SystemRandom,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
+        let max = max.max(min);
+        Backoff {
+            schedule: backon::ExponentialBuilder::default()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .with_factor(2.0)
+                .without_max_times()
+                .build(),
+            min,
+            max,
+            rng: ring::rand::SystemRandom::new(),
+        }
+    }
+
+    /// The next delay.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let ceiling = self.schedule.next().unwrap_or(self.max).min(self.max);
+        let mut bytes = [0u8; 4];
+        // Without randomness, the ceiling itself is a safe (if unspread) answer.
+        let unit = match self.rng.fill(&mut bytes) {
+            Ok(()) => f64::from(u32::from_be_bytes(bytes)) / f64::from(u32::MAX),
+            Err(_) => 1.0,
+        };
+        let span = ceiling.saturating_sub(self.min);
+        self.min + span.mul_f64(unit)
+    }
+}
+
+/// Counts `n` more on `counter`.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
