@@ -1,6 +1,8 @@
-//! `coordinator`: Meridian's central service. Thin CLI over the library: the region catalog,
-//! enrolment tokens and the probe registry. The QUIC ingest service (`coordinator run`) comes
-//! with the rest of the transport issue.
+//! `coordinator`: Meridian's central service. Thin CLI over the library: `run` (the QUIC
+//! service, see [`run`]), the region catalog, config validation, enrolment tokens and the probe
+//! registry. Errors map to exit codes here: 0 success, 1 nothing to do, 2 invalid input.
+
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand};
 use meridian_coordinator::config::CoordinatorConfig;
 use meridian_coordinator::pki::{self, Ca};
 use meridian_coordinator::store::Store;
+use meridian_coordinator::store::probes::ProbeListing;
 use meridian_shared::regions::{Catalog, RegionId};
 
 #[derive(Parser)]
@@ -30,6 +33,14 @@ enum Command {
         /// A catalog file; the built-in catalog when omitted.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Run the coordinator: the QUIC service for probes, until SIGINT or SIGTERM. SIGHUP (or
+    /// editing the file) reloads the targets.
+    #[command(after_help = "Example:\n  coordinator run --config /etc/meridian/coordinator.toml")]
+    Run {
+        /// The coordinator configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
     },
     /// Check a configuration file and exit (0 valid, 2 invalid, every problem listed).
     #[command(
@@ -98,6 +109,40 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// `coordinator probe list`'s table. Last seen is as of the running service's last flush
+/// (every 15 s); the clock offset is how far the probe's clock is ahead of the coordinator's.
+fn listing(probes: &[ProbeListing], now_ms: i64) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}\n",
+        "probe", "region", "state", "assignment", "last seen", "clock offset"
+    );
+    for p in probes {
+        let state = if p.revoked_ms.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        let seen = p.last_seen_ms.map_or("never".to_string(), |t| {
+            let ago = Duration::from_secs(u64::try_from((now_ms - t) / 1000).unwrap_or(0));
+            format!("{t} ({} ago)", humantime::format_duration(ago))
+        });
+        let version = p
+            .assignment_version
+            .map_or("-".to_string(), |v| format!("v{v}"));
+        let offset = p
+            .clock_offset_ms
+            .map_or("-".to_string(), |o| format!("{o:+.0} ms"));
+        let _ = writeln!(
+            out,
+            "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}",
+            p.probe_id, p.region, state, version, seen, offset
+        );
+    }
+    let _ = writeln!(out, "{} probes", probes.len());
+    out
+}
+
 fn catalog(file: Option<&Path>) -> anyhow::Result<Catalog> {
     Ok(match file {
         Some(path) => Catalog::load(path)?,
@@ -110,9 +155,36 @@ fn open_data_dir(dir: &Path) -> anyhow::Result<Store> {
     Ok(Store::open(dir)?)
 }
 
+/// Logs to stderr at INFO, or as `RUST_LOG` says (`target=level` syntax).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
+        .try_init();
+}
+
+/// `coordinator run` on its own multi-threaded runtime.
+fn serve(config: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(run::run(config, std::future::pending()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("coordinator: {e:#}");
@@ -121,8 +193,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run { config } => {
+            init_logging();
+            serve(&config)?;
+        }
         Command::Regions { file } => {
             let catalog = catalog(file.as_deref())?;
             for r in catalog.regions() {
@@ -186,23 +262,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Probe(ProbeCommand::List { data_dir }) => {
             let store = open_data_dir(&data_dir)?;
-            let probes = store.probes()?;
-            println!(
-                "{:<24} {:<14} {:<10} last seen (unix ms)",
-                "probe", "region", "state"
-            );
-            for p in &probes {
-                let state = if p.revoked_ms.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
-                let seen = p
-                    .last_seen_ms
-                    .map_or("never".to_string(), |t| t.to_string());
-                println!("{:<24} {:<14} {:<10} {seen}", p.probe_id, p.region, state);
-            }
-            println!("{} probes", probes.len());
+            let probes = store.probe_listing()?;
+            print!("{}", listing(&probes, now_ms()));
         }
         Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
             let store = open_data_dir(&data_dir)?;

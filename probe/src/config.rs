@@ -1,10 +1,17 @@
 //! `probe.toml`: the long-running agent's configuration, strictly parsed and validated with
 //! every problem reported at once as `file:line:column: field: message`.
 //!
-//! Until the coordinator pushes assignments (a later issue), the slot, interval and checks
-//! come from this file. Reading the file is split from the pure [`ProbeConfig::from_source`].
+//! Two shapes. A standalone probe names its `probe_id`, `region`, `results` file and checks
+//! here. A linked probe lists `[[coordinator]]` tables and a `state_dir` (what `probe enroll`
+//! wrote): its id and region then come from its certificate (and must match when the file
+//! repeats them), its results go to the spool, and its checks and slot come from the
+//! coordinator's assignment (local checks, if any, run until the first one arrives).
+//! Reading the file is split from [`ProbeConfig::from_source`], which reads only the files the
+//! configuration names (`regions_file`, `ca_file`'s existence, `state_dir/probe.pem`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use meridian_shared::check::parse::RawChecks;
@@ -14,8 +21,14 @@ use meridian_shared::regions::{Catalog, RegionId};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::enroll::StateFiles;
 use crate::safety::TargetPolicy;
 use crate::schedule::Slot;
+use crate::spool::{SpoolConfig, valid_cursor_name};
+use crate::uplink::Target;
+
+/// The smallest `spool_max_bytes`: room for a few segments holding the largest record.
+const MIN_SPOOL_BYTES: u64 = 16 << 20;
 
 /// The validated configuration of one probe.
 #[derive(Debug, Clone)]
@@ -34,17 +47,46 @@ pub struct ProbeConfig {
     pub policy: TargetPolicy,
     /// Extra trusted CA certificates (PEM), for origins with a private CA.
     pub ca_file: Option<PathBuf>,
-    /// Where results are appended as JSON lines.
-    pub results: PathBuf,
-    /// The checks to run.
+    /// Where results are appended as JSON lines; optional for a linked probe.
+    pub results: Option<PathBuf>,
+    /// The local checks: all of them for a standalone probe; for a linked one, what runs until
+    /// the coordinator's first assignment (possibly nothing).
     pub checks: Vec<Check>,
+    /// The coordinators and the spool, when `[[coordinator]]` tables are present.
+    pub link: Option<LinkConfig>,
+}
+
+/// How a linked probe reaches its coordinators.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// Where `probe enroll` wrote `probe.pem`, `probe.key` and `ca.pem`; the agent also keeps
+    /// `assignment.msgpack` here.
+    pub state_dir: PathBuf,
+    /// The spool's directory (default `<state_dir>/spool`).
+    pub spool_dir: PathBuf,
+    /// The spool's bounds (`spool_max_bytes`, `spool_max_age`).
+    pub spool: SpoolConfig,
+    /// The coordinators, each also the name of its spool cursor.
+    pub coordinators: Vec<Target>,
+}
+
+/// One `[[coordinator]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoordinator {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    server_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    probe_id: Spanned<String>,
-    region: Spanned<String>,
+    #[serde(default)]
+    probe_id: Option<Spanned<String>>,
+    #[serde(default)]
+    region: Option<Spanned<String>>,
     #[serde(default)]
     regions_file: Option<PathBuf>,
     #[serde(default)]
@@ -61,7 +103,18 @@ struct Raw {
     allow_networks: Vec<Spanned<String>>,
     #[serde(default)]
     ca_file: Option<Spanned<PathBuf>>,
-    results: PathBuf,
+    #[serde(default)]
+    results: Option<PathBuf>,
+    #[serde(default)]
+    state_dir: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    spool_dir: Option<PathBuf>,
+    #[serde(default)]
+    spool_max_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    spool_max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    coordinator: Vec<Spanned<RawCoordinator>>,
     #[serde(default)]
     http: Vec<Spanned<meridian_shared::check::parse::RawHttpCheck>>,
     #[serde(default)]
@@ -82,53 +135,68 @@ impl ProbeConfig {
         let raw: Raw = src.parse()?;
         let mut issues = Issues::default();
 
-        let probe_id = raw.probe_id.get_ref().clone();
-        let id_ok = !probe_id.is_empty()
-            && probe_id.len() <= 64
-            && probe_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !id_ok {
-            issues.push(src.issue(
-                raw.probe_id.span(),
-                "probe_id",
-                format!(
-                    "{probe_id:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
-                ),
-            ));
-        }
+        let linked = !raw.coordinator.is_empty();
+        let link = link_config(&raw, src, base, &mut issues);
+        let identity = link.as_ref().and_then(|(_, identity)| identity.clone());
 
-        let catalog = match &raw.regions_file {
-            Some(p) => Catalog::load(&base.join(p)),
-            None => Ok(Catalog::builtin()),
-        };
-        let region = match (catalog, RegionId::parse(raw.region.get_ref())) {
-            (Err(e), _) => {
-                issues.push(src.issue(
-                    raw.region.span(),
-                    "regions_file",
-                    format!("cannot use the region catalog: {e}"),
-                ));
-                None
-            }
-            (Ok(_), Err(e)) => {
-                issues.push(src.issue(raw.region.span(), "region", e.to_string()));
-                None
-            }
-            (Ok(catalog), Ok(id)) => {
-                if catalog.get(&id).is_none() {
+        let probe_id = match &raw.probe_id {
+            Some(written) => {
+                let probe_id = written.get_ref().clone();
+                if !valid_probe_id(&probe_id) {
                     issues.push(src.issue(
-                        raw.region.span(),
-                        "region",
+                        written.span(),
+                        "probe_id",
                         format!(
-                            "unknown region {:?}: it is not in the region catalog",
-                            id.as_str()
+                            "{probe_id:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
                         ),
                     ));
-                    None
-                } else {
-                    Some(id)
+                } else if let Some(id) = identity.as_ref().filter(|id| id.probe_id != probe_id) {
+                    issues.push(src.issue(
+                        written.span(),
+                        "probe_id",
+                        format!(
+                            "{probe_id:?} does not match this probe's certificate, which says {:?}",
+                            id.probe_id
+                        ),
+                    ));
                 }
+                probe_id
+            }
+            None => {
+                if !linked {
+                    issues.push(src.issue(0..0, "", "missing field `probe_id`"));
+                }
+                identity
+                    .as_ref()
+                    .map(|id| id.probe_id.clone())
+                    .unwrap_or_default()
+            }
+        };
+
+        let region = match &raw.region {
+            Some(written) => {
+                let region =
+                    checked_region(written, raw.regions_file.as_deref(), src, base, &mut issues);
+                if let (Some(r), Some(id)) = (&region, &identity)
+                    && *r != id.region
+                {
+                    issues.push(src.issue(
+                        written.span(),
+                        "region",
+                        format!(
+                            "{:?} does not match this probe's certificate, which says {:?}",
+                            r.as_str(),
+                            id.region.as_str()
+                        ),
+                    ));
+                }
+                region
+            }
+            None => {
+                if !linked {
+                    issues.push(src.issue(0..0, "", "missing field `region`"));
+                }
+                identity.as_ref().map(|id| id.region.clone())
             }
         };
 
@@ -201,7 +269,10 @@ impl ProbeConfig {
             dns: raw.dns,
         }
         .validate(src, &mut issues);
-        if !declared {
+        if raw.results.is_none() && !linked {
+            issues.push(src.issue(0..0, "", "missing field `results`"));
+        }
+        if !declared && !linked {
             issues.push(src.issue(
                 0..0,
                 "",
@@ -222,10 +293,190 @@ impl ProbeConfig {
             resolver,
             policy,
             ca_file,
-            results: base.join(raw.results),
+            results: raw.results.map(|r| base.join(r)),
             checks,
+            link: link.map(|(link, _)| link),
         })
     }
+}
+
+/// A probe id: what the coordinator's certificates and the spool accept.
+fn valid_probe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The region as written, checked against the catalog (`None` after an issue).
+fn checked_region(
+    written: &Spanned<String>,
+    regions_file: Option<&Path>,
+    src: &SourceFile,
+    base: &Path,
+    issues: &mut Issues,
+) -> Option<RegionId> {
+    let catalog = match regions_file {
+        Some(p) => Catalog::load(&base.join(p)),
+        None => Ok(Catalog::builtin()),
+    };
+    match (catalog, RegionId::parse(written.get_ref())) {
+        (Err(e), _) => {
+            issues.push(src.issue(
+                written.span(),
+                "regions_file",
+                format!("cannot use the region catalog: {e}"),
+            ));
+            None
+        }
+        (Ok(_), Err(e)) => {
+            issues.push(src.issue(written.span(), "region", e.to_string()));
+            None
+        }
+        (Ok(catalog), Ok(id)) => {
+            if catalog.get(&id).is_none() {
+                issues.push(src.issue(
+                    written.span(),
+                    "region",
+                    format!(
+                        "unknown region {:?}: it is not in the region catalog",
+                        id.as_str()
+                    ),
+                ));
+                None
+            } else {
+                Some(id)
+            }
+        }
+    }
+}
+
+/// The `[[coordinator]]` tables, `state_dir` and the spool settings, with the identity read
+/// from `state_dir/probe.pem` (`None` when it could not be read: an issue says why). `None`
+/// for a standalone probe.
+fn link_config(
+    raw: &Raw,
+    src: &SourceFile,
+    base: &Path,
+    issues: &mut Issues,
+) -> Option<(LinkConfig, Option<crate::identity::Identity>)> {
+    let first = raw.coordinator.first()?;
+    let mut coordinators: Vec<Target> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, c) in raw.coordinator.iter().enumerate() {
+        let c = c.get_ref();
+        let name = c.name.get_ref();
+        if !valid_cursor_name(name) {
+            issues.push(src.issue(
+                c.name.span(),
+                format!("coordinator[{i}].name"),
+                format!("{name:?} must be 1 to 64 characters of letters, digits, '-' or '_'"),
+            ));
+        } else if names.contains(&name.as_str()) {
+            issues.push(src.issue(
+                c.name.span(),
+                format!("coordinator[{i}].name"),
+                format!("{name:?} is already the name of another coordinator"),
+            ));
+        }
+        names.push(name);
+        let Ok(addr) = c.address.get_ref().parse::<SocketAddr>() else {
+            issues.push(src.issue(
+                c.address.span(),
+                format!("coordinator[{i}].address"),
+                format!(
+                    "{:?} is not IP:PORT (names are not resolved: give the address, and the name its certificate carries as server_name)",
+                    c.address.get_ref()
+                ),
+            ));
+            continue;
+        };
+        let server_name = match &c.server_name {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                issues.push(src.issue(
+                    s.span(),
+                    format!("coordinator[{i}].server_name"),
+                    "must not be empty",
+                ));
+                String::new()
+            }
+            Some(s) => s.get_ref().clone(),
+            None => addr.ip().to_string(),
+        };
+        coordinators.push(Target {
+            name: name.clone(),
+            addr,
+            server_name,
+        });
+    }
+
+    let mut spool = SpoolConfig::default();
+    if let Some(max) = &raw.spool_max_bytes {
+        if *max.get_ref() < MIN_SPOOL_BYTES {
+            issues.push(src.issue(
+                max.span(),
+                "spool_max_bytes",
+                format!("must be at least {MIN_SPOOL_BYTES} (16 MiB)"),
+            ));
+        } else {
+            spool.max_bytes = *max.get_ref();
+            spool.segment_bytes = spool.segment_bytes.min(spool.max_bytes / 8);
+        }
+    }
+    if let Some(age) = &raw.spool_max_age {
+        match humantime::parse_duration(age.get_ref()) {
+            Ok(d) if d >= Duration::from_secs(60) => spool.max_age = d,
+            Ok(_) => {
+                issues.push(src.issue(age.span(), "spool_max_age", "must be at least 1 minute"))
+            }
+            Err(e) => issues.push(src.issue(
+                age.span(),
+                "spool_max_age",
+                format!(
+                    "{:?} is not a duration (such as \"3d\" or \"12h\"): {e}",
+                    age.get_ref()
+                ),
+            )),
+        }
+    }
+
+    let Some(state) = &raw.state_dir else {
+        issues.push(src.issue(
+            first.span(),
+            "state_dir",
+            "required with [[coordinator]]: the directory `probe enroll --state-dir` wrote",
+        ));
+        return None;
+    };
+    let state_dir = base.join(state.get_ref());
+    let identity = match crate::identity::from_pem_file(&StateFiles::in_dir(&state_dir).cert) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            issues.push(src.issue(
+                state.span(),
+                "state_dir",
+                format!(
+                    "cannot read this probe's identity from probe.pem in {:?} (run `probe enroll` first): {e}",
+                    state.get_ref().display().to_string()
+                ),
+            ));
+            None
+        }
+    };
+    let spool_dir = raw
+        .spool_dir
+        .as_ref()
+        .map_or_else(|| state_dir.join("spool"), |d| base.join(d));
+    Some((
+        LinkConfig {
+            state_dir,
+            spool_dir,
+            spool,
+            coordinators,
+        },
+        identity,
+    ))
 }
 
 #[cfg(test)]
@@ -249,12 +500,18 @@ mod tests {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let src = SourceFile::new(format!("testdata/{name}"), text);
-            let err = ProbeConfig::from_source(&src, manifest_dir()).expect_err(&name);
+            let err =
+                ProbeConfig::from_source(&src, &manifest_dir().join("testdata")).expect_err(&name);
+            if std::env::var_os("MERIDIAN_WRITE_FIXTURES").is_some() {
+                // Regenerate: MERIDIAN_WRITE_FIXTURES=1 cargo test -p meridian-probe config::
+                // (and read the diff before keeping it).
+                std::fs::write(path.with_extension("expected"), format!("{err}\n")).unwrap();
+            }
             let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
             assert_eq!(err.to_string(), expected.trim_end(), "{name}");
             seen += 1;
         }
-        assert!(seen >= 10, "only {seen} invalid fixtures found");
+        assert!(seen >= 17, "only {seen} invalid fixtures found");
     }
 
     #[test]
@@ -269,7 +526,8 @@ mod tests {
         };
         assert_eq!(api.redirects, meridian_shared::check::RedirectPolicy::None);
         assert_eq!(api.resolve[0].addr.to_string(), "192.0.2.10");
-        assert!(c.results.ends_with("results.jsonl"));
+        assert!(c.results.unwrap().ends_with("results.jsonl"));
+        assert!(c.link.is_none(), "the example is a standalone probe");
         // The default policy stays strict: the example lists no allowed networks.
         assert!(c.policy.check("10.1.1.1".parse().unwrap()).is_err());
     }
@@ -284,6 +542,52 @@ mod tests {
         assert_eq!(c.slot, Slot::ALONE);
         assert_eq!(c.concurrency, 64);
         assert_eq!(c.checks[0].interval, std::time::Duration::from_secs(60));
-        assert_eq!(c.results, Path::new("/base/r"));
+        assert_eq!(c.results.as_deref(), Some(Path::new("/base/r")));
+    }
+
+    #[test]
+    fn a_linked_probe_takes_its_identity_from_the_certificate() {
+        let src = SourceFile::new(
+            "p.toml",
+            "state_dir = \"state\"\nspool_max_bytes = 33554432\nspool_max_age = \"2d\"\n\
+             [[coordinator]]\nname = \"eu-1\"\naddress = \"127.0.0.1:7443\"\n\
+             [[coordinator]]\nname = \"us-1\"\naddress = \"127.0.0.1:7444\"\nserver_name = \"c.example.test\"\n",
+        );
+        let base = manifest_dir().join("testdata");
+        let c = ProbeConfig::from_source(&src, &base).unwrap();
+        assert_eq!(c.probe_id, "me-south-1a");
+        assert_eq!(c.region.as_str(), "me-south");
+        assert!(c.checks.is_empty() && c.results.is_none());
+        let link = c.link.unwrap();
+        assert_eq!(link.state_dir, base.join("state"));
+        assert_eq!(link.spool_dir, base.join("state/spool"));
+        assert_eq!(link.spool.max_bytes, 32 << 20);
+        assert_eq!(
+            link.spool.segment_bytes,
+            4 << 20,
+            "an eighth of a small bound"
+        );
+        assert_eq!(
+            link.spool.max_age,
+            std::time::Duration::from_secs(2 * 86_400)
+        );
+        let names: Vec<&str> = link.coordinators.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["eu-1", "us-1"]);
+        assert_eq!(
+            link.coordinators[0].server_name, "127.0.0.1",
+            "defaults to the IP"
+        );
+        assert_eq!(link.coordinators[1].server_name, "c.example.test");
+
+        // Repeating the certificate's identity is allowed; local checks still parse.
+        let src = SourceFile::new(
+            "p.toml",
+            "probe_id = \"me-south-1a\"\nregion = \"me-south\"\nstate_dir = \"state\"\nspool_dir = \"/var/spool/m\"\n\
+             [[coordinator]]\nname = \"eu-1\"\naddress = \"[::1]:7443\"\n\
+             [[dns]]\nid = \"d\"\nname = \"example.test\"\n",
+        );
+        let c = ProbeConfig::from_source(&src, &base).unwrap();
+        assert_eq!(c.checks.len(), 1);
+        assert_eq!(c.link.unwrap().spool_dir, Path::new("/var/spool/m"));
     }
 }

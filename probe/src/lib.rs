@@ -6,18 +6,27 @@
 //! agent's sink ([`agent`]). [`config`] reads `probe.toml`; [`output`] renders results for
 //! people and scripts; [`demo`] holds the built-in demo origin and DNS zone. [`spool`] is the
 //! durable on-disk queue results wait in until every coordinator has acknowledged them;
-//! [`uplink`] delivers them over QUIC, with the identity [`enroll`] obtained.
+//! [`uplink`] delivers them over QUIC, with the identity [`enroll`] obtained (and [`identity`]
+//! reads back). What coordinators send back is applied by the agent: [`assignment`] keeps the
+//! latest assignment on disk, [`supervise`] restarts the scheduler when it changes, and
+//! [`burst`] runs a check on demand.
 
 pub mod agent;
+pub mod assignment;
+pub mod burst;
 pub mod config;
 pub mod demo;
 pub mod dns;
 pub mod enroll;
 pub mod http;
+pub mod identity;
 pub mod output;
 pub mod resolve;
 pub mod runner;
 pub mod safety;
 pub mod schedule;
 pub mod spool;
+pub mod supervise;
+#[cfg(test)]
+mod testutil;
 pub mod uplink;

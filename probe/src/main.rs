@@ -1,6 +1,8 @@
 //! `probe`: the Meridian probe agent's command line. Thin by design: parse arguments, call the
-//! library, map the outcome to an exit code (0 passed, 1 check failed, 2 usage or config error).
+//! library, map the outcome to an exit code (0 passed, 1 check failed, 2 usage or config error;
+//! for `enroll`, 1 is a refusal or a failed exchange).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +46,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Enrol this probe with a coordinator: make its key pair, send a CSR with a one-time token,
+    /// store the certificate (which names the probe id and region).
+    #[command(
+        after_help = "Example:\n  probe enroll --coordinator 192.0.2.7:7443 --server-name coordinator.example.net \\\n    --token TOKEN --ca-fingerprint 3F:A2:... --state-dir /var/lib/meridian\n\nThe coordinator is given as IP:PORT: the probe does not resolve its name. Pass the name\nits certificate carries with --server-name (default: the IP address itself).\n\nExit status: 0 enrolled, 1 refused (invalid token, untrusted server) or the exchange\nfailed, 2 usage error (including an already enrolled state directory)."
+    )]
+    Enroll(EnrollArgs),
     /// Check a configuration file and exit (0 valid, 2 invalid).
     #[command(after_help = "Example:\n  probe validate --config /etc/meridian/probe.toml")]
     Validate {
@@ -51,6 +59,25 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct EnrollArgs {
+    /// The coordinator's enrolment address, IP:PORT (names are not resolved).
+    #[arg(long, value_name = "IP:PORT")]
+    coordinator: SocketAddr,
+    /// The name on the coordinator's certificate (default: the IP address).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// The one-time enrolment token (`coordinator token create`).
+    #[arg(long)]
+    token: String,
+    /// SHA-256 of the coordinator's CA certificate, 64 hex digits (colons allowed).
+    #[arg(long, value_name = "HEX")]
+    ca_fingerprint: String,
+    /// Where to write probe.key (0600), probe.pem and ca.pem.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -143,15 +170,18 @@ fn main() -> ExitCode {
                 }
             },
             Command::Run { config } => report(agent::run(&config).await),
+            Command::Enroll(args) => enroll(args).await,
             Command::Validate { config } => match ProbeConfig::load(&config) {
                 Ok(c) => {
+                    let coordinators = c.link.as_ref().map_or(0, |l| l.coordinators.len());
                     println!(
-                        "{}: valid ({} checks, region {}, slot {} of {})",
+                        "{}: valid ({} checks, region {}, slot {} of {}, {} coordinators)",
                         config.display(),
                         c.checks.len(),
                         c.region,
                         c.slot.index,
-                        c.slot.count
+                        c.slot.count,
+                        coordinators
                     );
                     ExitCode::SUCCESS
                 }
@@ -162,6 +192,39 @@ fn main() -> ExitCode {
             },
         }
     })
+}
+
+/// `probe enroll`: 0 enrolled, 1 refused or failed, 2 usage.
+async fn enroll(args: EnrollArgs) -> ExitCode {
+    use meridian_probe::enroll::{self, EnrollError};
+    let server_name = args
+        .server_name
+        .unwrap_or_else(|| args.coordinator.ip().to_string());
+    match enroll::enroll(
+        args.coordinator,
+        &server_name,
+        &args.token,
+        &args.ca_fingerprint,
+        &args.state_dir,
+    )
+    .await
+    {
+        Ok(e) => {
+            println!("enrolled as probe {} in region {}", e.probe_id, e.region);
+            println!("certificate: {}", e.files.cert.display());
+            println!("private key: {}", e.files.key.display());
+            println!("coordinator CA: {}", e.files.ca.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ (EnrollError::BadFingerprint | EnrollError::AlreadyEnrolled(_))) => {
+            eprintln!("probe enroll: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("probe enroll: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {

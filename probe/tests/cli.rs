@@ -40,6 +40,101 @@ fn usage_errors_exit_2_without_running_anything() {
 }
 
 #[test]
+fn enroll_usage_errors_exit_2_without_contacting_anything() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let fp = "ab".repeat(32);
+    for args in [
+        // A host name: the probe does not resolve names, so this is a usage error.
+        &[
+            "enroll",
+            "--coordinator",
+            "coordinator.example.test:7443",
+            "--token",
+            "t",
+            "--ca-fingerprint",
+            &fp,
+            "--state-dir",
+            dir,
+        ][..],
+        &[
+            "enroll",
+            "--coordinator",
+            "127.0.0.1",
+            "--token",
+            "t",
+            "--ca-fingerprint",
+            &fp,
+            "--state-dir",
+            dir,
+        ],
+        &[
+            "enroll",
+            "--coordinator",
+            "127.0.0.1:9",
+            "--ca-fingerprint",
+            &fp,
+            "--state-dir",
+            dir,
+        ],
+        &[
+            "enroll",
+            "--coordinator",
+            "127.0.0.1:9",
+            "--token",
+            "t",
+            "--ca-fingerprint",
+            &fp,
+        ],
+        // Checked before any packet is sent.
+        &[
+            "enroll",
+            "--coordinator",
+            "127.0.0.1:9",
+            "--token",
+            "t",
+            "--ca-fingerprint",
+            "xyz",
+            "--state-dir",
+            dir,
+        ],
+    ] {
+        let out = probe().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // An already enrolled state directory is refused before connecting, too.
+    std::fs::write(state.path().join("probe.key"), "").unwrap();
+    let out = probe()
+        .args([
+            "enroll",
+            "--coordinator",
+            "127.0.0.1:9",
+            "--token",
+            "t",
+            "--ca-fingerprint",
+            &fp,
+            "--state-dir",
+            dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already enrolled"));
+    let help = probe().args(["enroll", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("does not resolve"));
+}
+
+#[test]
 fn validate_accepts_the_example_and_rejects_a_bad_file_with_its_location() {
     let dir = env!("CARGO_MANIFEST_DIR");
     let out = probe()

@@ -204,7 +204,13 @@ async fn decide(shared: &Arc<Shared>, request: EnrollRequest) -> EnrollResponse 
         })
         .await;
     match outcome {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            if matches!(response, EnrollResponse::Enrolled(_)) {
+                // The new probe gets its assignment; its region's others move their slots.
+                super::state::refresh_later(shared);
+            }
+            response
+        }
         Ok(Err(error)) => {
             tracing::error!(%error, "enrolment failed");
             refused("enrolment failed")

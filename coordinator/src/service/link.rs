@@ -8,11 +8,16 @@
 //! stored under the certificate's id and region, and only after the transaction committed is
 //! an `Ack` sent, covering refused records too.
 //!
+//! Right after `HelloAck` the probe's current assignment is sent, and again whenever the
+//! service nudges the session ([`Push::Assignment`]) and the version differs from the one sent.
+//! Commands arrive the same way; a ping's t1 is stamped as it is written, and its `Pong`
+//! gives an offset sample (`wire::clock_offset`). Any message refreshes the probe's last-seen
+//! time in memory; nothing is written to the store per heartbeat.
+//!
 //! Bad input: a payload that does not decode costs that frame only (counted, logged); an
 //! oversized length ends the session with a `Reject` (it breaks framing for good).
-//!
-//! Deliberately absent: assignments and commands (the coordinator sends neither yet).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use meridian_shared::result::CheckResult;
@@ -23,8 +28,12 @@ use meridian_shared::wire::{
 use quinn::{Connection, RecvStream, SendStream};
 use tracing::Instrument as _;
 
-use super::{Counters, ServiceError, Shared, close, now_ms};
+use super::state::{self, Push};
+use super::{Counters, LiveConn, ServiceError, Shared, close, now_ms};
 use crate::pki::ProbeIdentity;
+
+/// Pings still awaiting their pong, at most: older ones are forgotten.
+const MAX_PENDING_PINGS: usize = 16;
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +68,9 @@ pub(super) async fn serve(shared: Arc<Shared>, conn: Connection) {
         }
     };
     let span = tracing::info_span!("link", probe_id = %identity.probe_id, region = %identity.region, %remote);
-    let _live = Live::register(&shared, &identity.probe_id, &conn);
+    let (_live, inbox) = Live::register(&shared, &identity.probe_id, &conn);
     async {
-        match session(&shared, &conn, &identity).await {
+        match session(&shared, &conn, &identity, inbox).await {
             Ok(()) => {
                 tracing::info!("link closed by the probe");
                 conn.close(close::NORMAL.into(), b"bye");
@@ -103,26 +112,38 @@ struct Live {
 }
 
 impl Live {
-    fn register(shared: &Arc<Shared>, probe_id: &str, conn: &Connection) -> Live {
+    fn register(
+        shared: &Arc<Shared>,
+        probe_id: &str,
+        conn: &Connection,
+    ) -> (Live, tokio::sync::mpsc::UnboundedReceiver<Push>) {
         let id = conn.stable_id();
+        // Unbounded: pushes are rare (config changes, operator commands, one ping a minute)
+        // and a session drains its inbox as it goes.
+        let (push, inbox) = tokio::sync::mpsc::unbounded_channel();
         let old = {
             let mut live = shared.live();
             let entry = live.entry(probe_id.to_owned()).or_default();
             let old = std::mem::take(entry);
-            entry.push((id, conn.clone()));
+            entry.push(LiveConn {
+                id,
+                conn: conn.clone(),
+                push,
+            });
             old
         };
-        for (_, c) in old {
-            c.close(
+        for c in old {
+            c.conn.close(
                 close::SUPERSEDED.into(),
                 b"superseded by a newer connection",
             );
         }
-        Live {
+        let live = Live {
             shared: shared.clone(),
             probe_id: probe_id.to_owned(),
             id,
-        }
+        };
+        (live, inbox)
     }
 }
 
@@ -130,7 +151,7 @@ impl Drop for Live {
     fn drop(&mut self) {
         let mut live = self.shared.live();
         if let Some(conns) = live.get_mut(&self.probe_id) {
-            conns.retain(|(id, _)| *id != self.id);
+            conns.retain(|c| c.id != self.id);
             if conns.is_empty() {
                 live.remove(&self.probe_id);
             }
@@ -210,6 +231,7 @@ async fn session(
     shared: &Arc<Shared>,
     conn: &Connection,
     identity: &ProbeIdentity,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Push>,
 ) -> Result<(), LinkEnd> {
     let timeout = shared.config.hello_timeout;
     let Ok(streams) = tokio::time::timeout(timeout, conn.accept_bi()).await else {
@@ -268,16 +290,10 @@ async fn session(
         }
     };
     let id = identity.probe_id.clone();
-    let region = identity.region.to_string();
     let (record, highest) = shared
         .store
         .call(move |s| -> Result<_, crate::store::StoreError> {
-            let record = s.probe(&id)?;
-            if record.as_ref().is_some_and(|r| r.revoked_ms.is_none()) {
-                // An empty ingest only marks the probe seen.
-                s.ingest(&id, &region, &[], now_ms())?;
-            }
-            Ok((record, s.highest_seq(&id)?))
+            Ok((s.probe(&id)?, s.highest_seq(&id)?))
         })
         .await?
         .map_err(ServiceError::from)?;
@@ -317,12 +333,32 @@ async fn session(
     });
     send(&mut tx, &ack).await?;
     Counters::add(&shared.counters.sessions, 1);
+    let (probe_id, region) = (identity.probe_id.as_str(), identity.region.as_str());
+    state::touch(shared, probe_id, region, now_ms());
     tracing::info!(
         probe_version = %hello.probe_version, spool_next_seq = hello.spool_next_seq,
-        acked_up_to_seq = ?highest, "link open"
+        acked_up_to_seq = ?highest, assignment_version = ?hello.assignment_version, "link open"
     );
+    // Always sent, even when the probe runs this version already: a full replacement is
+    // idempotent, and it reconciles a probe whose state is unknown.
+    let mut sent_version = None;
+    send_assignment(shared, &mut tx, probe_id, &mut sent_version).await?;
+    let mut pings: HashMap<u64, i64> = HashMap::new();
     loop {
-        let msg = match reader.next().await {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            Some(push) = inbox.recv() => {
+                match push {
+                    Push::Assignment => {
+                        send_assignment(shared, &mut tx, probe_id, &mut sent_version).await?;
+                    }
+                    Push::Command(cmd) => send_command(shared, &mut tx, cmd, &mut pings).await?,
+                }
+                continue;
+            }
+        };
+        state::touch(shared, probe_id, region, now_ms());
+        let msg = match next {
             Ok(Some(msg)) => msg,
             Ok(None) => return Ok(()),
             Err(LinkEnd::Oversized(_)) => {
@@ -347,23 +383,100 @@ async fn session(
                 }
             }
             ProbeMessage::Heartbeat(_) => {
+                // Last-seen is already refreshed in memory; the periodic flush stores it.
                 Counters::add(&shared.counters.heartbeats, 1);
-                let (id, region) = (identity.probe_id.clone(), identity.region.to_string());
-                shared
-                    .store
-                    .call(move |s| s.ingest(&id, &region, &[], now_ms()))
-                    .await?
-                    .map_err(ServiceError::from)?;
             }
             ProbeMessage::Hello(_) => {
                 Counters::add(&shared.counters.protocol_violations, 1);
                 tracing::warn!("second Hello ignored");
             }
-            ProbeMessage::Pong(_) | ProbeMessage::CommandDone(_) => {
-                tracing::debug!("answer to a command this coordinator never sent; ignored");
+            ProbeMessage::Pong(pong) => {
+                let t4 = now_ms();
+                let Some(t1) = pings.remove(&pong.ping_id) else {
+                    Counters::add(&shared.counters.pongs_discarded, 1);
+                    tracing::debug!(ping_id = pong.ping_id, "pong for an unknown ping ignored");
+                    continue;
+                };
+                let (offset_ms, delay_ms) =
+                    wire::clock_offset(t1, pong.probe_recv_ms, pong.probe_send_ms, t4);
+                match state::clock_sample(shared, probe_id, offset_ms, delay_ms) {
+                    Some((best_offset_ms, best_delay_ms)) => {
+                        Counters::add(&shared.counters.pongs, 1);
+                        tracing::debug!(
+                            offset_ms,
+                            delay_ms,
+                            best_offset_ms,
+                            best_delay_ms,
+                            "clock sample"
+                        );
+                    }
+                    None => {
+                        Counters::add(&shared.counters.pongs_discarded, 1);
+                        tracing::info!(
+                            offset_ms,
+                            delay_ms,
+                            "clock sample with a negative delay discarded"
+                        );
+                    }
+                }
             }
+            ProbeMessage::CommandDone(done) => match done.error {
+                None => {
+                    Counters::add(&shared.counters.commands_done, 1);
+                    tracing::info!(command_id = done.command_id, "command done");
+                }
+                Some(error) => {
+                    Counters::add(&shared.counters.commands_failed, 1);
+                    tracing::warn!(command_id = done.command_id, error, "command failed");
+                }
+            },
         }
     }
+}
+
+/// Sends the probe's current assignment if its version differs from the one last sent.
+async fn send_assignment(
+    shared: &Shared,
+    tx: &mut SendStream,
+    probe_id: &str,
+    sent_version: &mut Option<u64>,
+) -> Result<(), LinkEnd> {
+    let current = shared
+        .state()
+        .assignments
+        .get(probe_id)
+        .filter(|c| Some(c.assignment.version) != *sent_version)
+        .map(|c| c.assignment.clone());
+    if let Some(a) = current {
+        let (version, slot, slots, checks) = (a.version, a.slot, a.slots, a.checks.len());
+        send(tx, &CoordinatorMessage::Assignment(a)).await?;
+        *sent_version = Some(version);
+        Counters::add(&shared.counters.assignments_sent, 1);
+        tracing::info!(version, slot, slots, checks, "assignment sent");
+    }
+    Ok(())
+}
+
+/// Writes a command; a ping is stamped with t1 as it leaves and remembered for its pong.
+async fn send_command(
+    shared: &Shared,
+    tx: &mut SendStream,
+    mut cmd: wire::Command,
+    pings: &mut HashMap<u64, i64>,
+) -> Result<(), LinkEnd> {
+    if let wire::CommandKind::Ping { ping_id, sent_ms } = &mut cmd.kind {
+        *sent_ms = now_ms();
+        if pings.len() >= MAX_PENDING_PINGS
+            && let Some(oldest) = pings.keys().min().copied()
+        {
+            pings.remove(&oldest);
+        }
+        pings.insert(*ping_id, *sent_ms);
+    }
+    tracing::debug!(command_id = cmd.command_id, kind = ?cmd.kind, "command sent");
+    send(tx, &CoordinatorMessage::Command(cmd)).await?;
+    Counters::add(&shared.counters.commands_sent, 1);
+    Ok(())
 }
 
 /// Validates and stores one batch; returns the sequence to acknowledge (`None`: empty batch).
@@ -381,16 +494,23 @@ async fn ingest(
     batch.results.retain(|r| r.seq <= limit);
     let mut refused = total - batch.results.len();
     let now = now_ms();
+    // The current and previous assignments' checks (see `assign`); none without an assignment.
+    let allowed = shared
+        .state()
+        .assignments
+        .get(&identity.probe_id)
+        .map(|c| c.allowed.clone());
     let assigned = |check: &meridian_shared::check::CheckId| {
-        shared
-            .config
-            .assigned
-            .as_ref()
-            .is_none_or(|f| f(identity, check))
+        allowed.as_ref().is_some_and(|a| a.contains(check.as_str()))
     };
     let (accepted, rejected) =
         wire::validate_batch(batch, assigned, now, shared.config.max_future_ms);
     refused += rejected.len();
+    let unassigned = rejected
+        .iter()
+        .filter(|r| r.reason == wire::RejectKind::UnassignedCheck)
+        .count();
+    Counters::add(&shared.counters.results_unassigned, unassigned as u64);
     if let Some(first) = rejected.first() {
         tracing::warn!(
             refused, first_seq = first.seq, check_id = %first.check_id, reason = %first.reason,

@@ -3,8 +3,9 @@
 //!
 //! [`Service::bind`] takes an already-bound socket (tests bind `127.0.0.1:0`), the [`Ca`] and
 //! the [`Store`]; [`Service::run`] serves until a shutdown future resolves. A cloneable
-//! [`ServiceHandle`] reads the [`Counters`], revokes probes (closing their live connections at
-//! once) and runs closures on the store.
+//! [`ServiceHandle`] reads the [`Counters`] and the probes' [`ProbeState`]s, revokes probes
+//! (closing their live connections at once), reloads the targets (new assignments pushed to
+//! live probes), sends commands and runs closures on the store.
 //!
 //! # Decisions
 //! - **TLS**: the server certificate is issued by the coordinator's own CA at every start (its
@@ -18,12 +19,22 @@
 //!   the transaction committed.
 //! - **Identity** is the certificate's; see [`link`] for the session itself and [`enroll`] for
 //!   enrolment.
+//! - **Assignments** are computed by the pure [`assign`] from the targets in force and the
+//!   registry, versioned and stored, then pushed: right after `HelloAck`, and to live sessions
+//!   whenever they change (reload, enrolment, revocation). Results of checks outside a probe's
+//!   current and previous assignment are refused and counted.
+//! - **Commands**: [`ServiceHandle::send_command`]; a `Ping` goes to every live probe every
+//!   [`ServiceConfig::ping_interval`], and each `Pong` feeds the probe's clock-offset estimate.
+//! - **Liveness** is kept in memory (every message refreshes it) and flushed to the store every
+//!   [`ServiceConfig::flush_interval`], many probes per transaction, and at shutdown.
 //!
-//! Deliberately absent: assignment push, commands (burst, ping) and silence detection; the
-//! `coordinator run` command that builds a service from a config file.
+//! Deliberately absent: reading the config file and signals (`coordinator run` does that).
 
+pub mod assign;
 mod enroll;
 mod link;
+mod liveness;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -34,14 +45,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meridian_shared::check::CheckId;
+use meridian_shared::wire::{Assignment, Command, CommandKind};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::task::JoinSet;
 
-use crate::pki::{Ca, PkiError, ProbeIdentity};
+use crate::config::CoordinatorConfig;
+use crate::pki::{Ca, PkiError};
 use crate::store::{Store, StoreError};
 
 pub use enroll::{ENROLL_ALPN, EnrollRequest, EnrollResponse, Enrolled, MAX_ENROLL_FRAME};
+pub use liveness::{ClockFilter, ProbeState, is_silent};
+use state::Push;
 
 /// QUIC application close codes the coordinator uses. The reason text says the same for
 /// people; the code is what a probe acts on (it stops retrying on [`close::REVOKED`]).
@@ -62,10 +76,6 @@ pub mod close {
     pub const INTERNAL: u32 = 6;
 }
 
-/// Decides whether a probe is assigned a check (results of other checks are refused). `None`
-/// in [`ServiceConfig::assigned`] means every check is assigned, until assignment push exists.
-pub type AssignedFn = Arc<dyn Fn(&ProbeIdentity, &CheckId) -> bool + Send + Sync>;
-
 /// How the service behaves.
 #[derive(Clone)]
 pub struct ServiceConfig {
@@ -84,8 +94,17 @@ pub struct ServiceConfig {
     pub probe_cert_validity: Duration,
     /// Whether enrolment (ALPN `meridian-enroll/1`) is served (default true).
     pub enrollment: bool,
-    /// Hook for the assignment check, see [`AssignedFn`].
-    pub assigned: Option<AssignedFn>,
+    /// The configuration whose targets are assigned (`checks_for` each probe's region);
+    /// `None` assigns nothing, so every result is refused. Replaced by
+    /// [`ServiceHandle::reload`].
+    pub targets: Option<Arc<CoordinatorConfig>>,
+    /// The probes' heartbeat interval: a probe is silent after two of them without a message
+    /// (default 10 s, the probe's default).
+    pub heartbeat_interval: Duration,
+    /// How often every live probe is pinged for its clock offset (default 60 s).
+    pub ping_interval: Duration,
+    /// How often last-seen times and clock offsets are written to the store (default 15 s).
+    pub flush_interval: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -98,7 +117,10 @@ impl Default for ServiceConfig {
             max_future_ms: 60_000,
             probe_cert_validity: Duration::from_secs(365 * 86_400),
             enrollment: true,
-            assigned: None,
+            targets: None,
+            heartbeat_interval: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(60),
+            flush_interval: Duration::from_secs(15),
         }
     }
 }
@@ -127,6 +149,20 @@ pub struct Counters {
     pub results_duplicate: AtomicU64,
     /// Results refused by validation (acknowledged, never stored).
     pub results_rejected: AtomicU64,
+    /// Of those, results of a check outside the probe's current and previous assignment.
+    pub results_unassigned: AtomicU64,
+    /// Assignments sent.
+    pub assignments_sent: AtomicU64,
+    /// Commands sent (pings included).
+    pub commands_sent: AtomicU64,
+    /// `CommandDone` answers that report success.
+    pub commands_done: AtomicU64,
+    /// `CommandDone` answers that report an error.
+    pub commands_failed: AtomicU64,
+    /// `Pong`s that gave a clock-offset sample.
+    pub pongs: AtomicU64,
+    /// `Pong`s discarded: unknown ping, or inconsistent timestamps.
+    pub pongs_discarded: AtomicU64,
     /// Heartbeats received.
     pub heartbeats: AtomicU64,
     /// Probes enrolled.
@@ -166,6 +202,9 @@ pub enum ServiceError {
     /// The store thread is gone (it panicked or the service stopped).
     #[error("the store thread has stopped")]
     StoreGone,
+    /// The probe has no live link session to send a command on.
+    #[error("probe {0} is not connected")]
+    NotConnected(String),
 }
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
@@ -213,14 +252,66 @@ struct Shared {
     store: StoreThread,
     /// Signs probe certificates at enrolment.
     ca: Ca,
-    /// Live link connections by probe id, each with its `stable_id`: what revocation closes.
-    live: Mutex<HashMap<String, Vec<(usize, quinn::Connection)>>>,
+    /// Live link connections by probe id: what revocation closes and pushes reach.
+    live: Mutex<HashMap<String, Vec<LiveConn>>>,
+    /// Assignments and liveness; see [`state`].
+    state: Mutex<state::State>,
+    /// The configuration whose targets are assigned.
+    targets: Mutex<Option<Arc<CoordinatorConfig>>>,
+    /// Serializes assignment recomputations.
+    refreshing: tokio::sync::Mutex<()>,
+    /// The next command id (pings included); unique for this run of the service.
+    next_command: AtomicU64,
+}
+
+/// One live link connection.
+struct LiveConn {
+    /// The connection's `stable_id`.
+    id: usize,
+    /// The connection, to close it.
+    conn: quinn::Connection,
+    /// Its session's inbox.
+    push: tokio::sync::mpsc::UnboundedSender<Push>,
 }
 
 impl Shared {
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(usize, quinn::Connection)>>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<LiveConn>>> {
         // The map stays consistent even if a holder panicked: every update is one insert/remove.
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn targets(&self) -> Option<Arc<CoordinatorConfig>> {
+        self.targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Hands `push` to the probe's newest live session; false when it has none.
+    fn push(&self, probe_id: &str, push: Push) -> bool {
+        let live = self.live();
+        live.get(probe_id)
+            .and_then(|conns| conns.last())
+            .is_some_and(|c| c.push.send(push).is_ok())
+    }
+
+    /// Queues a command for a probe; returns its id.
+    fn command(&self, probe_id: &str, kind: CommandKind) -> Result<u64, ServiceError> {
+        let command_id = self.next_command.fetch_add(1, Ordering::Relaxed);
+        let kind = match kind {
+            // The id is the command's, and t1 is stamped by the session as it writes.
+            CommandKind::Ping { .. } => CommandKind::Ping {
+                ping_id: command_id,
+                sent_ms: 0,
+            },
+            other => other,
+        };
+        let cmd = Command { command_id, kind };
+        if self.push(probe_id, Push::Command(cmd)) {
+            Ok(command_id)
+        } else {
+            Err(ServiceError::NotConnected(probe_id.to_owned()))
+        }
     }
 }
 
@@ -260,11 +351,64 @@ impl ServiceHandle {
             .call(move |s| s.revoke_probe(&id, now_ms()))
             .await??;
         let conns = self.shared.live().remove(probe_id).unwrap_or_default();
-        for (_, conn) in &conns {
-            conn.close(close::REVOKED.into(), b"probe revoked");
+        for c in &conns {
+            c.conn.close(close::REVOKED.into(), b"probe revoked");
         }
         tracing::info!(probe_id, closed = conns.len(), "probe revoked");
+        // The region's other probes move up a slot.
+        state::refresh(&self.shared).await?;
         Ok(changed)
+    }
+
+    /// Puts a new configuration's targets in force: every probe's assignment is recomputed,
+    /// and the changed ones are pushed to live probes. Returns how many changed.
+    pub async fn reload(&self, config: Arc<CoordinatorConfig>) -> Result<usize, ServiceError> {
+        *self
+            .shared
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(config);
+        state::refresh(&self.shared).await
+    }
+
+    /// A probe's current assignment.
+    pub fn assignment(&self, probe_id: &str) -> Option<Assignment> {
+        self.shared
+            .state()
+            .assignments
+            .get(probe_id)
+            .map(|c| c.assignment.clone())
+    }
+
+    /// Sends a command to a live probe; returns its `command_id`. For a `Ping`, the given
+    /// `ping_id` and `sent_ms` are replaced: the ping id is the command id, and the send time
+    /// is stamped as the command is written.
+    pub fn send_command(&self, probe_id: &str, kind: CommandKind) -> Result<u64, ServiceError> {
+        self.shared.command(probe_id, kind)
+    }
+
+    /// Pings every live probe (what the service does every [`ServiceConfig::ping_interval`]);
+    /// returns how many were pinged.
+    pub fn ping_all(&self) -> usize {
+        let ids: Vec<String> = self.shared.live().keys().cloned().collect();
+        let ping = || CommandKind::Ping {
+            ping_id: 0,
+            sent_ms: 0,
+        };
+        ids.iter()
+            .filter(|id| self.shared.command(id, ping()).is_ok())
+            .count()
+    }
+
+    /// Every enrolled, non-revoked probe: live or not, last seen, silent, clock offset.
+    pub fn probe_states(&self) -> Vec<ProbeState> {
+        state::probe_states(&self.shared, now_ms())
+    }
+
+    /// Writes last-seen times and clock offsets to the store now (the service does it every
+    /// [`ServiceConfig::flush_interval`] and at shutdown); returns how many probes.
+    pub async fn flush_liveness(&self) -> Result<usize, ServiceError> {
+        state::flush(&self.shared).await
     }
 
     /// Runs `f` on the store thread (queries, token creation) and returns its result.
@@ -290,7 +434,7 @@ impl Service {
     pub fn bind(
         socket: std::net::UdpSocket,
         ca: Ca,
-        store: Store,
+        mut store: Store,
         config: ServiceConfig,
     ) -> Result<Service, ServiceError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -328,12 +472,22 @@ impl Service {
         )?;
         let local_addr = endpoint.local_addr()?;
         tracing::info!(%local_addr, "QUIC service listening");
+        // The first assignments, before any probe can connect.
+        let mut probes = state::State::default();
+        let (versioned, registry) =
+            state::compute(&mut store, config.targets.as_deref(), now_ms())?;
+        state::install(&mut probes, versioned, registry);
+        let targets = config.targets.clone();
         let shared = Arc::new(Shared {
             config,
             counters: Counters::default(),
             store: StoreThread::spawn(store)?,
             ca,
             live: Mutex::new(HashMap::new()),
+            state: Mutex::new(probes),
+            targets: Mutex::new(targets),
+            refreshing: tokio::sync::Mutex::new(()),
+            next_command: AtomicU64::new(1),
         });
         Ok(Service {
             endpoint,
@@ -353,9 +507,34 @@ impl Service {
         let _close = CloseOnDrop(self.endpoint.clone());
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
+        let shared = self.handle.shared.clone();
+        let first = tokio::time::Instant::now();
+        // A zero period would panic in `interval`: a millisecond is the floor.
+        let floor = Duration::from_millis(1);
+        let (every_ping, every_flush) = (
+            shared.config.ping_interval.max(floor),
+            shared.config.flush_interval.max(floor),
+        );
+        let mut ping = tokio::time::interval_at(first + every_ping, every_ping);
+        let mut flush = tokio::time::interval_at(first + every_flush, every_flush);
+        for timer in [&mut ping, &mut flush] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = ping.tick() => {
+                    let pinged = self.handle.ping_all();
+                    tracing::debug!(pinged, "clock pings sent");
+                }
+                _ = flush.tick() => {
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        if let Err(error) = state::flush(&shared).await {
+                            tracing::error!(%error, "flushing liveness failed");
+                        }
+                    });
+                }
                 incoming = self.endpoint.accept() => match incoming {
                     Some(incoming) => {
                         tasks.spawn(serve(self.handle.shared.clone(), incoming));
@@ -369,6 +548,9 @@ impl Service {
             .close(close::NORMAL.into(), b"coordinator shutting down");
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+        if let Err(error) = state::flush(&shared).await {
+            tracing::error!(%error, "flushing liveness at shutdown failed");
+        }
         tracing::info!("QUIC service stopped");
     }
 }

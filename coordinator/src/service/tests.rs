@@ -23,7 +23,27 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::*;
 use crate::pki::{self, ProbeIdentity};
 
+mod push;
+
 const WAIT: Duration = Duration::from_secs(15);
+
+/// One target with one check, `web`, for every region.
+const WEB: &str = r#"
+data_dir = "data"
+[listen]
+quic = "127.0.0.1:0"
+[[target]]
+id = "site"
+[[target.http]]
+id = "web"
+url = "http://127.0.0.1:9/"
+"#;
+
+/// A configuration from text (its targets are what matters to the service).
+fn targets(text: &str) -> Arc<CoordinatorConfig> {
+    let src = meridian_shared::config::SourceFile::new("coordinator.toml", text);
+    Arc::new(CoordinatorConfig::from_source(&src, Path::new("/nonexistent")).unwrap())
+}
 
 /// A running service on 127.0.0.1 and the means to stop it.
 struct Running {
@@ -57,11 +77,16 @@ fn config() -> ServiceConfig {
     ServiceConfig {
         server_names: vec!["localhost".into()],
         hello_timeout: Duration::from_secs(5),
+        targets: Some(targets(WEB)),
         ..ServiceConfig::default()
     }
 }
 
 async fn start_on(data: &Path, bind: SocketAddr) -> Running {
+    start_with(data, bind, config()).await
+}
+
+async fn start_with(data: &Path, bind: SocketAddr, config: ServiceConfig) -> Running {
     // A restarted service takes over the old port, freed once the old endpoint drained.
     let mut socket = None;
     for _ in 0..100 {
@@ -77,7 +102,7 @@ async fn start_on(data: &Path, bind: SocketAddr) -> Running {
     let ca = Ca::load_or_create(data).unwrap();
     let fingerprint = ca.fingerprint();
     let store = Store::open(data).unwrap();
-    let service = Service::bind(socket, ca, store, config()).unwrap();
+    let service = Service::bind(socket, ca, store, config).unwrap();
     let handle = service.handle();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(service.run(async {
@@ -110,9 +135,10 @@ async fn token(service: &Running, region: &str) -> String {
     token
 }
 
+/// Enrols a probe and waits for its first assignment (computed just after enrolment).
 async fn enroll_probe(service: &Running, region: &str, state: &Path) -> Enrollment {
     let token = token(service, region).await;
-    enroll::enroll(
+    let e = enroll::enroll(
         service.addr(),
         "localhost",
         &token,
@@ -120,7 +146,13 @@ async fn enroll_probe(service: &Running, region: &str, state: &Path) -> Enrollme
         state,
     )
     .await
-    .unwrap()
+    .unwrap();
+    let handle = service.handle.clone();
+    wait_until("the first assignment", || {
+        handle.assignment(&e.probe_id).is_some()
+    })
+    .await;
+    e
 }
 
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -553,6 +585,10 @@ async fn garbage_frames_are_counted_and_an_oversized_one_closes_only_that_link()
         "{first:?}"
     );
     let (mut tx, mut rx, mut dec) = streams.unwrap();
+    assert!(matches!(
+        next_msg(&mut rx, &mut dec).await,
+        Ok(CoordinatorMessage::Assignment(_))
+    ));
 
     // Garbage MessagePack, then a good batch: the batch is stored and acknowledged.
     tx.write_all(&[0, 0, 0, 2, 0xc1, 0xc1]).await.unwrap();
@@ -612,6 +648,8 @@ async fn two_coordinators_each_get_every_result_on_their_own_cursor() {
         .await
         .unwrap()
         .unwrap();
+    // Registered behind the service's back: a reload computes its assignment.
+    b.handle.reload(targets(WEB)).await.unwrap();
 
     let spool_dir = tempfile::tempdir().unwrap();
     let mut sp = Spool::open(spool_dir.path(), &["a", "b"], SpoolConfig::default()).unwrap();

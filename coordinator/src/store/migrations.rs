@@ -66,6 +66,19 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX rollups_by_minute ON rollups (minute_ms);
     "#,
+    // v4: the assignment last issued to each probe: its version (per probe, only ever rising),
+    // a digest of its content (slot, slots, checks) to tell a change from a re-computation,
+    // and the check ids of it and of the one before (results of either are accepted).
+    r#"
+    CREATE TABLE assignments (
+        probe_id    TEXT    PRIMARY KEY,
+        version     INTEGER NOT NULL,
+        digest      TEXT    NOT NULL,
+        checks      TEXT    NOT NULL,
+        prev_checks TEXT    NOT NULL,
+        issued_ms   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

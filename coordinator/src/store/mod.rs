@@ -11,6 +11,7 @@
 //! thread and batch many probes' results into one transaction.
 
 mod migrations;
+pub mod probes;
 pub mod rollup;
 
 use std::path::{Path, PathBuf};

@@ -87,6 +87,12 @@ pub use error::SpoolError;
 use error::io_err;
 use segment::{FRAME_HEADER, Next};
 
+/// Whether `name` may name a cursor: 1 to 64 ASCII letters, digits, `_` or `-` (it becomes
+/// part of a file name). `probe.toml` checks coordinator names with it.
+pub fn valid_cursor_name(name: &str) -> bool {
+    cursor::valid_name(name)
+}
+
 /// How big segments get, and how the spool is bounded and synced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {

@@ -10,8 +10,15 @@
 //! stops the task for good, since retrying cannot help.
 //!
 //! The spool is synchronous: it is shared as `Arc<Mutex<Spool>>` and only touched from
-//! `spawn_blocking`. Deliberately absent: applying assignments and commands sent back by the
-//! coordinator (they are received and ignored for now).
+//! `spawn_blocking`.
+//!
+//! What coordinators send back reaches the agent without the uplink applying it: the newest
+//! `Assignment` (highest version, whichever coordinator sent it) is published on a
+//! `tokio::sync::watch` ([`Uplink::assignments`]), and `Burst` and `Reload` commands go down an
+//! mpsc ([`Uplink::take_commands`]) with a reply channel back to the session that received
+//! them, which sends the `CommandDone`. A `Ping` never leaves the session: it is answered with
+//! a `Pong` at once, stamped with the wall clock when the frame was decoded and when the pong
+//! is sent.
 
 mod session;
 #[cfg(test)]
@@ -24,14 +31,50 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::BackoffBuilder as _;
-use meridian_shared::wire::RejectReason;
+use meridian_shared::wire::{Assignment, Command, CommandDone, RejectReason};
 use quinn::crypto::rustls::QuicClientConfig;
 use ring::rand::SecureRandom as _;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::spool::Spool;
+
+/// What the agent appends to the spool for every result: named MessagePack of this struct.
+///
+/// The burst tag travels next to the result rather than inside it because `CheckResult` is the
+/// shared record both sides store, and a burst is a fact about why the run happened, which
+/// the wire carries in `SequencedResult::burst`. Records written by earlier builds (a bare
+/// `CheckResult`) still decode, as scheduled runs. This is an on-disk format of the probe's
+/// own, hence the derive outside `shared`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpooledResult {
+    /// The result.
+    pub result: meridian_shared::result::CheckResult,
+    /// Set when the run was part of a burst.
+    #[serde(default)]
+    pub burst: Option<meridian_shared::wire::BurstTag>,
+}
+
+impl SpooledResult {
+    /// The spool payload.
+    pub fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+        rmp_serde::to_vec_named(self)
+    }
+
+    /// Reads a spool payload of this build or of an earlier one (a bare `CheckResult`).
+    pub fn decode(payload: &[u8]) -> Result<SpooledResult, rmp_serde::decode::Error> {
+        rmp_serde::from_slice::<SpooledResult>(payload).or_else(|e| {
+            rmp_serde::from_slice(payload)
+                .map(|result| SpooledResult {
+                    result,
+                    burst: None,
+                })
+                .map_err(|_| e)
+        })
+    }
+}
 
 /// One coordinator to deliver to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +201,23 @@ impl LinkStatus {
     }
 }
 
+/// A `Burst` or `Reload` received from a coordinator, for the agent to carry out.
+#[derive(Debug)]
+pub struct InboundCommand {
+    /// The coordinator that sent it (its name in `probe.toml`).
+    pub coordinator: String,
+    /// The command.
+    pub command: Command,
+    /// Where the agent sends the `CommandDone` once finished; the session that received the
+    /// command forwards it. Sending fails if that session has ended: the coordinator did not
+    /// hear back and may ask again.
+    pub done: mpsc::Sender<CommandDone>,
+}
+
+/// Commands waiting for the agent, at most; beyond that a command is answered at once with a
+/// "busy" `CommandDone` rather than queued without bound.
+const COMMAND_QUEUE: usize = 64;
+
 /// The running uplink; [`Uplink::shutdown`] stops it (dropping it aborts the tasks).
 pub struct Uplink {
     /// Each coordinator's status, by name.
@@ -166,14 +226,31 @@ pub struct Uplink {
     tasks: JoinSet<()>,
     /// Tells the tasks to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The newest assignment received (or the one the uplink started with).
+    assignments: watch::Receiver<Option<Arc<Assignment>>>,
+    /// Commands for the agent, until taken.
+    commands: Option<mpsc::Receiver<InboundCommand>>,
 }
 
 impl Uplink {
     /// Loads the TLS files and starts one task per target. The spool must have been opened with
     /// a cursor named after each target. Must be called inside a tokio runtime.
     pub fn start(config: UplinkConfig, spool: Arc<Mutex<Spool>>) -> Result<Uplink, UplinkError> {
+        Uplink::start_from(config, spool, None)
+    }
+
+    /// Like [`Uplink::start`], for a probe already running `running` (restored from disk): its
+    /// version goes in every `Hello`, and only a higher version is published as new.
+    pub fn start_from(
+        config: UplinkConfig,
+        spool: Arc<Mutex<Spool>>,
+        running: Option<Arc<Assignment>>,
+    ) -> Result<Uplink, UplinkError> {
         let client = client_config(&config)?;
         let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let (assignment_tx, assignments) = watch::channel(running);
+        let assignment_tx = Arc::new(assignment_tx);
+        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let mut links = Vec::new();
         let mut tasks = JoinSet::new();
         let config = Arc::new(config);
@@ -189,6 +266,8 @@ impl Uplink {
                 client: client.clone(),
                 spool: spool.clone(),
                 status,
+                assignment: assignment_tx.clone(),
+                commands: commands_tx.clone(),
             };
             tasks.spawn(session::run(link, rx.clone()));
         }
@@ -196,7 +275,19 @@ impl Uplink {
             links,
             tasks,
             shutdown,
+            assignments,
+            commands: Some(commands),
         })
+    }
+
+    /// The newest assignment: `changed()` fires when a coordinator sends a higher version.
+    pub fn assignments(&self) -> watch::Receiver<Option<Arc<Assignment>>> {
+        self.assignments.clone()
+    }
+
+    /// The commands coordinators send (`Burst`, `Reload`); `None` after the first call.
+    pub fn take_commands(&mut self) -> Option<mpsc::Receiver<InboundCommand>> {
+        self.commands.take()
     }
 
     /// The status of the coordinator named `name`.
@@ -310,6 +401,21 @@ impl Backoff {
         let span = ceiling.saturating_sub(self.min);
         self.min + span.mul_f64(unit)
     }
+}
+
+/// Publishes `assignment` if it is newer than the one held; whether it was.
+pub(crate) fn offer(
+    latest: &watch::Sender<Option<Arc<Assignment>>>,
+    assignment: Assignment,
+) -> bool {
+    latest.send_if_modified(|held| {
+        if held.as_ref().is_none_or(|h| assignment.version > h.version) {
+            *held = Some(Arc::new(assignment));
+            true
+        } else {
+            false
+        }
+    })
 }
 
 /// Counts `n` more on `counter`.

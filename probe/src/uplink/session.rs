@@ -14,16 +14,17 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use meridian_shared::result::CheckResult;
 use meridian_shared::wire::{
-    self, CoordinatorMessage, FrameDecoder, Heartbeat, Hello, ProbeMessage, Reject, RejectReason,
-    ResultBatch, SequencedResult, WireError,
+    self, Assignment, CommandDone, CommandKind, CoordinatorMessage, FrameDecoder, Heartbeat, Hello,
+    Pong, ProbeMessage, Reject, RejectReason, ResultBatch, SequencedResult, WireError,
 };
 use quinn::{RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-use super::{Backoff, LinkStatus, Target, UplinkConfig, bump};
+use super::{
+    Backoff, InboundCommand, LinkStatus, SpooledResult, Target, UplinkConfig, bump, offer,
+};
 use crate::spool::{Record, Spool, SpoolError};
 
 /// The coordinator's close code for a revoked probe (its `service::close::REVOKED`; the probe
@@ -42,6 +43,10 @@ pub(super) struct Link {
     pub(super) spool: Arc<Mutex<Spool>>,
     /// Reported progress.
     pub(super) status: Arc<LinkStatus>,
+    /// The newest assignment any coordinator sent.
+    pub(super) assignment: Arc<watch::Sender<Option<Arc<Assignment>>>>,
+    /// Burst and reload commands, for the agent.
+    pub(super) commands: mpsc::Sender<InboundCommand>,
 }
 
 /// Why a session ended.
@@ -171,9 +176,10 @@ fn endpoint(target: &Target) -> Result<quinn::Endpoint, SessionError> {
 }
 
 /// Forwards the coordinator's messages; bad frames are skipped, an oversized one ends it.
+/// Each message carries the wall-clock time it was decoded (a ping's t2).
 async fn read_messages(
     mut recv: RecvStream,
-    out: mpsc::Sender<Result<CoordinatorMessage, SessionError>>,
+    out: mpsc::Sender<(Result<CoordinatorMessage, SessionError>, i64)>,
 ) {
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -195,7 +201,7 @@ async fn read_messages(
             },
         };
         let end = item.is_err();
-        if out.send(item).await.is_err() || end {
+        if out.send((item, wall_ms())).await.is_err() || end {
             return;
         }
     }
@@ -205,11 +211,11 @@ async fn read_messages(
 pub(super) fn to_results(records: Vec<Record>) -> Vec<SequencedResult> {
     records
         .into_iter()
-        .filter_map(|r| match rmp_serde::from_slice::<CheckResult>(&r.payload) {
-            Ok(result) => Some(SequencedResult {
+        .filter_map(|r| match SpooledResult::decode(&r.payload) {
+            Ok(s) => Some(SequencedResult {
                 seq: r.seq,
-                result,
-                burst: None,
+                result: s.result,
+                burst: s.burst,
             }),
             Err(error) => {
                 tracing::warn!(seq = r.seq, %error, "spooled record does not decode; skipped");
@@ -246,14 +252,17 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
     let hello = ProbeMessage::Hello(Hello {
         version: wire::PROTOCOL_VERSION,
         probe_version: env!("CARGO_PKG_VERSION").to_string(),
-        assignment_version: None,
+        assignment_version: link.assignment.borrow().as_ref().map(|a| a.version),
         spool_next_seq: next_seq,
     });
     send(&mut tx, &hello).await?;
     let (msgs_tx, mut msgs) = mpsc::channel(16);
     let reader = tokio::spawn(read_messages(rx, msgs_tx));
     let _reader = AbortOnDrop(reader);
-    let ack = match tokio::time::timeout(cfg.connect_timeout, msgs.recv()).await {
+    let ack = match tokio::time::timeout(cfg.connect_timeout, msgs.recv())
+        .await
+        .map(|m| m.map(|(m, _)| m))
+    {
         Err(_) => return Err(SessionError::Protocol("no HelloAck in time")),
         Ok(None) => return Err(SessionError::Protocol("the coordinator ended the stream")),
         Ok(Some(Err(e))) => return Err(close_reason(&conn, e)),
@@ -293,6 +302,7 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
     bump(&link.status.sessions);
     tracing::info!(acked = sent, "uplink session open");
 
+    let (done_tx, mut done_rx) = mpsc::channel::<CommandDone>(16);
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let start = tokio::time::Instant::now() + cfg.heartbeat;
     let mut heartbeat = tokio::time::interval_at(start, cfg.heartbeat);
@@ -327,8 +337,35 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
             }
         }
         tokio::select! {
+            Some(done) = done_rx.recv() => send(&mut tx, &ProbeMessage::CommandDone(done)).await?,
             msg = msgs.recv() => match msg {
-                Some(Ok(CoordinatorMessage::Ack(a))) => {
+                Some((Ok(CoordinatorMessage::Assignment(a)), _)) => {
+                    let version = a.version;
+                    if offer(&link.assignment, a) {
+                        tracing::info!(version, "new assignment");
+                    } else {
+                        tracing::debug!(version, "assignment not newer than the one held; ignored");
+                    }
+                }
+                Some((Ok(CoordinatorMessage::Command(c)), recv_ms)) => {
+                    if let CommandKind::Ping { ping_id, .. } = c.kind {
+                        let pong = Pong { ping_id, probe_recv_ms: recv_ms, probe_send_ms: wall_ms() };
+                        send(&mut tx, &ProbeMessage::Pong(pong)).await?;
+                    } else {
+                        let command_id = c.command_id;
+                        let inbound = InboundCommand {
+                            coordinator: link.target.name.clone(),
+                            command: c,
+                            done: done_tx.clone(),
+                        };
+                        if link.commands.try_send(inbound).is_err() {
+                            tracing::warn!(command_id, "command refused: the agent is not taking commands");
+                            let done = CommandDone { command_id, error: Some("the probe is busy or not taking commands".into()) };
+                            send(&mut tx, &ProbeMessage::CommandDone(done)).await?;
+                        }
+                    }
+                }
+                Some((Ok(CoordinatorMessage::Ack(a)), _)) => {
                     let mut to = None;
                     while in_flight.front().is_some_and(|f| f.sent.is_none_or(|s| s <= a.up_to_seq)) {
                         to = in_flight.pop_front().map(|f| f.read);
@@ -336,9 +373,9 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
                     let up_to = to.map_or(a.up_to_seq, |r| r.max(a.up_to_seq)).min(sent);
                     ack_cursor(link, &cursor, up_to).await?;
                 }
-                Some(Ok(CoordinatorMessage::Reject(r))) => return Err(SessionError::Rejected(r)),
-                Some(Ok(other)) => tracing::debug!(?other, "coordinator message not handled yet; ignored"),
-                Some(Err(e)) => return Err(close_reason(&conn, e)),
+                Some((Ok(CoordinatorMessage::Reject(r)), _)) => return Err(SessionError::Rejected(r)),
+                Some((Ok(CoordinatorMessage::HelloAck(_)), _)) => tracing::debug!("a second HelloAck; ignored"),
+                Some((Err(e), _)) => return Err(close_reason(&conn, e)),
                 None => return Err(SessionError::Protocol("the coordinator ended the stream")),
             },
             _ = heartbeat.tick() => {

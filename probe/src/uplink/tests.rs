@@ -8,7 +8,7 @@ use meridian_shared::check::CheckId;
 use meridian_shared::result::{CheckResult, Phases};
 
 use super::session::to_results;
-use super::{Backoff, UplinkConfig, UplinkError};
+use super::{Backoff, SpooledResult, UplinkConfig, UplinkError};
 use crate::spool::Record;
 
 #[test]
@@ -64,6 +64,50 @@ fn undecodable_records_are_left_out_of_the_batch() {
     ];
     let seqs: Vec<u64> = to_results(records).iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [4, 6]);
+}
+
+#[test]
+fn burst_tags_travel_from_the_spool_record_to_the_batch() {
+    let bare = record(1);
+    let result: CheckResult = rmp_serde::from_slice(&bare.payload).unwrap();
+    let tag = meridian_shared::wire::BurstTag { burst_id: 9 };
+    let tagged = SpooledResult {
+        result: result.clone(),
+        burst: Some(tag),
+    };
+    let records = vec![
+        bare,
+        Record {
+            seq: 2,
+            payload: tagged.encode().unwrap(),
+        },
+    ];
+    let batch = to_results(records);
+    assert_eq!(
+        batch[0].burst, None,
+        "a bare CheckResult is a scheduled run"
+    );
+    assert_eq!(batch[1].burst, Some(tag));
+    assert_eq!(batch[1].result, result);
+}
+
+#[test]
+fn only_a_higher_assignment_version_is_published() {
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let a = |version| meridian_shared::wire::Assignment {
+        version,
+        slot: 0,
+        slots: 1,
+        checks: Vec::new(),
+    };
+    assert!(super::offer(&tx, a(3)));
+    assert!(rx.has_changed().unwrap());
+    rx.borrow_and_update();
+    assert!(!super::offer(&tx, a(3)), "the same version again");
+    assert!(!super::offer(&tx, a(2)), "an older one");
+    assert!(!rx.has_changed().unwrap());
+    assert!(super::offer(&tx, a(4)));
+    assert_eq!(rx.borrow().as_ref().map(|a| a.version), Some(4));
 }
 
 #[tokio::test]
