@@ -520,14 +520,17 @@ async fn ingest(
     for r in &rejected {
         tracing::debug!(seq = r.seq, check_id = %r.check_id, reason = %r.reason, "result refused");
     }
-    let records: Vec<(u64, CheckResult)> =
-        accepted.into_iter().map(|r| (r.seq, r.result)).collect();
     let (id, region) = (identity.probe_id.clone(), identity.region.to_string());
-    let ingested = shared
-        .store
-        .call(move |s| s.ingest(&id, &region, &records, now))
-        .await?
-        .map_err(ServiceError::from)?;
+    // Relabelled here, where the records are owned, so the store encodes them as they are.
+    let records: Vec<(u64, CheckResult)> = accepted
+        .into_iter()
+        .map(|mut r| {
+            id.clone_into(&mut r.result.probe_id);
+            region.clone_into(&mut r.result.region);
+            (r.seq, r.result)
+        })
+        .collect();
+    let ingested = shared.store.ingest(id, region, records, now).await?;
     let c = &shared.counters;
     Counters::add(&c.batches, 1);
     Counters::add(&c.results_stored, ingested.stored as u64);

@@ -35,12 +35,15 @@ pub fn new_sketch() -> DDSketch {
     DDSketch::new(Config::defaults())
 }
 
-/// Key of one rollup row.
-type Key = (String, String, &'static str, i64);
+/// Sketches of one (check, region), by (phase index into [`PHASES`], minute).
+type Minutes = BTreeMap<(usize, i64), DDSketch>;
 
 /// Sketches being built for one ingest transaction, merged into the table at the end.
+///
+/// Keyed check → region → (phase, minute), so adding a result looks strings up by reference
+/// and allocates only when a (check, region) first appears in the transaction.
 #[derive(Default)]
-pub struct Pending(BTreeMap<Key, DDSketch>);
+pub struct Pending(BTreeMap<String, BTreeMap<String, Minutes>>);
 
 impl Pending {
     /// Adds one stored result's phases under the authenticated `region`.
@@ -48,10 +51,23 @@ impl Pending {
         let minute = r.started_ms.div_euclid(60_000) * 60_000;
         let p = r.phases;
         let values = [p.dns, p.connect, p.tls, p.ttfb, p.transfer, Some(p.total)];
-        for (phase, v) in PHASES.iter().zip(values) {
+        let check = r.check_id.as_str();
+        if !self.0.contains_key(check) {
+            self.0.insert(check.to_owned(), BTreeMap::new());
+        }
+        let Some(regions) = self.0.get_mut(check) else {
+            return;
+        };
+        if !regions.contains_key(region) {
+            regions.insert(region.to_owned(), BTreeMap::new());
+        }
+        let Some(minutes) = regions.get_mut(region) else {
+            return;
+        };
+        for (phase, v) in values.into_iter().enumerate() {
             if let Some(us) = v.filter(|&us| us > 0) {
-                self.0
-                    .entry((r.check_id.to_string(), region.to_string(), phase, minute))
+                minutes
+                    .entry((phase, minute))
                     .or_insert_with(new_sketch)
                     .add(us as f64);
             }
@@ -66,24 +82,32 @@ impl Pending {
             "INSERT INTO rollups (check_id, region, phase, minute_ms, count, sketch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (check_id, region, phase, minute_ms) DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
         )?;
-        for ((check, region, phase, minute), mut sketch) in self.0 {
-            let existing: Option<Vec<u8>> = select
-                .query_row(params![check, region, phase, minute], |r| r.get(0))
-                .optional()?;
-            if let Some(old) = existing.and_then(|b| DDSketch::from_java_bytes(&b).ok()) {
-                // Same configuration on both sides, so merging cannot fail; if a row was
-                // written with another configuration, the new minute's data still lands.
-                let _ = sketch.merge(&old);
+        for (check, regions) in self.0 {
+            for (region, minutes) in regions {
+                for ((phase, minute), mut sketch) in minutes {
+                    let Some(phase) = PHASES.get(phase) else {
+                        continue;
+                    };
+                    let existing: Option<Vec<u8>> = select
+                        .query_row(params![check, region, phase, minute], |r| r.get(0))
+                        .optional()?;
+                    if let Some(old) = existing.and_then(|b| DDSketch::from_java_bytes(&b).ok()) {
+                        // Same configuration on both sides, so merging cannot fail; if a row
+                        // was written with another configuration, the new minute's data
+                        // still lands.
+                        let _ = sketch.merge(&old);
+                    }
+                    let count = i64::try_from(sketch.count()).unwrap_or(i64::MAX);
+                    upsert.execute(params![
+                        check,
+                        region,
+                        phase,
+                        minute,
+                        count,
+                        sketch.to_java_bytes()
+                    ])?;
+                }
             }
-            let count = i64::try_from(sketch.count()).unwrap_or(i64::MAX);
-            upsert.execute(params![
-                check,
-                region,
-                phase,
-                minute,
-                count,
-                sketch.to_java_bytes()
-            ])?;
         }
         Ok(())
     }

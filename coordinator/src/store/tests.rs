@@ -286,3 +286,59 @@ fn rollups_give_per_minute_quantiles_that_merge_over_ranges_and_ignore_redeliver
         "minute 0's six phases"
     );
 }
+
+#[test]
+fn group_commit_stores_each_probe_seq_once_and_rolls_up_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    for p in ["p1", "p2"] {
+        store.upsert_probe(p, "me-south", None, 0).unwrap();
+    }
+    let batch = |seqs: std::ops::RangeInclusive<u64>| -> Vec<(u64, CheckResult)> {
+        seqs.map(|i| (i, result("home", 1_000))).collect()
+    };
+    let (a, b, c) = (batch(1..=10), batch(6..=15), batch(1..=10));
+    // p1's two overlapping batches and p2's in one transaction: seqs 6..=10 of p1 twice.
+    let each = store
+        .ingest_many(
+            &[
+                ("p1", "me-south", &a),
+                ("p1", "me-south", &b),
+                ("p2", "me-south", &c),
+            ],
+            5,
+        )
+        .unwrap();
+    let ok = |stored, duplicates| Ingested { stored, duplicates };
+    assert_eq!(each, vec![ok(10, 0), ok(5, 5), ok(10, 0)]);
+    // The whole group again, plus a new batch: only the new one is stored.
+    let d = batch(16..=20);
+    let each = store
+        .ingest_many(
+            &[
+                ("p1", "me-south", &a),
+                ("p2", "me-south", &c),
+                ("p1", "me-south", &d),
+            ],
+            6,
+        )
+        .unwrap();
+    assert_eq!(each, vec![ok(0, 10), ok(0, 10), ok(5, 0)]);
+    let p1 = store.results("p1").unwrap();
+    assert_eq!(
+        p1.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    assert!(
+        p1.iter()
+            .all(|(_, r)| r.probe_id == "p1" && r.region == "me-south")
+    );
+    assert_eq!(store.results("p2").unwrap().len(), 10);
+    // Rolled up once each: 20 from p1, 10 from p2, in one (check, region, phase, minute).
+    let total = store
+        .rollup_range("home", "me-south", "total", 0, 60_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(total.count, 30);
+    assert_eq!(store.probe("p1").unwrap().unwrap().last_seen_ms, Some(6));
+}
