@@ -12,3 +12,4 @@ mod dns_phase;
 mod redirects;
 mod timing;
 mod tls;
+mod transport;

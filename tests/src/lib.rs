@@ -12,6 +12,8 @@
 //! - [`raw`]: [`RawServer`], a TCP server that answers with fixed bytes or holds the
 //!   connection in silence, for protocol failures.
 //! - [`cli`]: finding and running the `probe` binary, one-shot or as a long-running agent.
+//! - [`coordinator`]: the `coordinator` binary: one-shot commands, and `coordinator run` found
+//!   by its "listening on" line, killed or stopped.
 //!
 //! A typical test:
 //!
@@ -28,6 +30,7 @@
 //! ```
 
 pub mod cli;
+pub mod coordinator;
 pub mod dns;
 pub mod origin;
 pub mod probe;

@@ -1,0 +1,386 @@
+//! The probe→coordinator transport end to end, with the real `coordinator` and `probe`
+//! binaries on 127.0.0.1: token, enrolment, the coordinator's assignment run by the probe,
+//! results stored under the certificate's identity; `kill -9` of the coordinator mid-upload
+//! and a restart on the same data directory and port, after which every result is stored
+//! exactly once; and a probe revoked with `coordinator probe revoke`.
+//!
+//! The store is read through a second [`Store`] while the coordinator runs: SQLite in WAL mode
+//! lets a reader see committed transactions without blocking the writer, and opening it runs
+//! no migration when the schema is current.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meridian_coordinator::store::Store;
+use meridian_shared::result::CheckResult;
+use meridian_tests::cli::{self, Agent};
+use meridian_tests::coordinator::{self as coord, Coordinator};
+use meridian_tests::{OriginBuilder, TestOrigin, ZoneServer};
+
+const REGION: &str = "eu-central";
+const CHECK: &str = "home";
+/// How long the first results may take to reach the store.
+const FIRST_RESULTS: Duration = Duration::from_secs(15);
+/// How long catching up after the restart may take: a probe whose coordinator died without a
+/// word notices only at the QUIC idle timeout (30 s), then reconnects within a backoff step.
+const CATCH_UP: Duration = Duration::from_secs(75);
+const STOP: Duration = Duration::from_secs(10);
+
+/// One test's world: DNS, origin, directories, a running coordinator and an enrolled probe.
+struct Setup {
+    _dns: ZoneServer,
+    _origin: TestOrigin,
+    dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    config: PathBuf,
+    coordinator: Option<Coordinator>,
+    addr: SocketAddr,
+    probe_id: String,
+    agent: Option<Agent>,
+}
+
+impl Setup {
+    /// Starts everything up to a running `probe run` linked to the coordinator.
+    async fn start() -> Setup {
+        let dns = ZoneServer::start().await.expect("dns");
+        let origin = OriginBuilder::plain().start().await.expect("origin");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("coordinator.toml");
+        let url = format!("http://127.0.0.1:{}/?size=100", origin.port());
+        let write = |quic: SocketAddr| {
+            std::fs::write(
+                &config,
+                coord::config_text(&data_dir, quic, REGION, CHECK, &url),
+            )
+            .expect("write coordinator.toml")
+        };
+        write("127.0.0.1:0".parse().expect("address"));
+        let coordinator = Coordinator::start(&config, &dir.path().join("coordinator.log"))
+            .await
+            .expect("coordinator started");
+        let addr = coordinator.addr();
+        assert_eq!(addr.ip().to_string(), "127.0.0.1");
+        // Restarts must find the probe where it dials: the same port.
+        write(addr);
+
+        let token = coord::create_token(&data_dir, REGION).await.expect("token");
+        assert_eq!(token.ca_fingerprint.len(), 64, "{token:?}");
+        let state = dir.path().join("state");
+        let out = cli::probe(&[
+            "enroll",
+            "--coordinator",
+            &addr.to_string(),
+            "--server-name",
+            "localhost",
+            "--token",
+            &token.token,
+            "--ca-fingerprint",
+            &token.ca_fingerprint,
+            "--state-dir",
+            state.to_str().expect("utf-8 path"),
+        ])
+        .await
+        .expect("probe enroll ran");
+        assert_eq!(out.code, Some(0), "probe enroll: {out:?}");
+        let probe_id = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("enrolled as probe "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no probe id in {out:?}"))
+            .to_owned();
+        assert!(
+            out.stdout.contains(&format!("in region {REGION}")),
+            "{out:?}"
+        );
+
+        let probe_config = dir.path().join("probe.toml");
+        std::fs::write(
+            &probe_config,
+            format!(
+                r#"state_dir = "{state}"
+resolver = "{resolver}"
+allow_networks = ["127.0.0.1/32"]
+results = "results.jsonl"
+
+[[coordinator]]
+name = "c1"
+address = "{addr}"
+server_name = "localhost"
+"#,
+                state = state.display(),
+                resolver = dns.udp_uri(),
+            ),
+        )
+        .expect("write probe.toml");
+        let agent = Agent::start(&probe_config, &dir.path().join("probe.log")).expect("probe run");
+        Setup {
+            _dns: dns,
+            _origin: origin,
+            dir,
+            data_dir,
+            config,
+            coordinator: Some(coordinator),
+            addr,
+            probe_id,
+            agent: Some(agent),
+        }
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Both logs, for failure messages.
+    fn logs(&self) -> String {
+        format!(
+            "--- coordinator.log\n{}\n--- probe.log\n{}",
+            self.log("coordinator.log"),
+            self.log("probe.log")
+        )
+    }
+
+    /// The probe's stored results, in sequence order, read through a second connection.
+    async fn stored(&self) -> Vec<(u64, CheckResult)> {
+        let (dir, id) = (self.data_dir.clone(), self.probe_id.clone());
+        tokio::task::spawn_blocking(move || Store::open(&dir).and_then(|s| s.results(&id)))
+            .await
+            .expect("store task")
+            .expect("reading the store")
+    }
+
+    /// Waits (at most `budget`) until `done` holds for the stored results.
+    async fn wait_stored(
+        &self,
+        budget: Duration,
+        what: &str,
+        done: impl Fn(&[(u64, CheckResult)]) -> bool,
+    ) -> Vec<(u64, CheckResult)> {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let stored = self.stored().await;
+            if done(&stored) {
+                return stored;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not within {budget:?} ({} stored)\n{}",
+                stored.len(),
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The complete lines of the probe's JSONL file, as result keys.
+    fn jsonl(&self) -> BTreeSet<(i64, String)> {
+        let text = self.log("results.jsonl");
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .map(|l| {
+                let r: CheckResult =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result: {e}: {l}"));
+                key(&r)
+            })
+            .collect()
+    }
+
+    /// Stops the probe (SIGTERM) and then the coordinator (SIGTERM), both cleanly.
+    async fn stop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            let status = agent.terminate(STOP).await.expect("probe stopped");
+            assert!(status.success(), "probe: {status}\n{}", self.logs());
+        }
+        if let Some(c) = self.coordinator.take() {
+            let status = c.terminate(STOP).await.expect("coordinator stopped");
+            assert!(status.success(), "coordinator: {status}\n{}", self.logs());
+        }
+    }
+
+    async fn restart_coordinator(&mut self) {
+        let c = Coordinator::start(&self.config, &self.dir.path().join("coordinator.log"))
+            .await
+            .expect("coordinator restarted");
+        assert_eq!(c.addr(), self.addr, "same address after the restart");
+        self.coordinator = Some(c);
+    }
+
+    /// `coordinator probe list`'s row for the probe, split on whitespace.
+    async fn listing_row(&self) -> Vec<String> {
+        let out = coord::coordinator(&[
+            "probe",
+            "list",
+            "--data-dir",
+            self.data_dir.to_str().expect("utf-8 path"),
+        ])
+        .await
+        .expect("probe list ran");
+        assert_eq!(out.code, Some(0), "{out:?}");
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(self.probe_id.as_str()))
+            .unwrap_or_else(|| panic!("{} not listed: {out:?}", self.probe_id))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// What identifies a result across the JSONL file and the store.
+fn key(r: &CheckResult) -> (i64, String) {
+    (r.started_ms, r.check_id.to_string())
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn assert_from_assignment(s: &Setup, stored: &[(u64, CheckResult)]) {
+    for (seq, r) in stored {
+        assert_eq!(r.probe_id, s.probe_id, "seq {seq}");
+        assert_eq!(r.region, REGION, "seq {seq}: the certificate's region");
+        // probe.toml has no local check: this one came with the coordinator's assignment.
+        assert_eq!(r.check_id.to_string(), CHECK, "seq {seq}");
+        assert!(r.passed(), "seq {seq}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_coordinator_loses_and_duplicates_nothing() {
+    let mut s = Setup::start().await;
+    let first = s
+        .wait_stored(FIRST_RESULTS, "first results stored", |r| !r.is_empty())
+        .await;
+    assert_from_assignment(&s, &first);
+    let row = s.listing_row().await;
+    assert_eq!(row[1..3], [REGION, "active"], "{row:?}");
+    assert!(row[3].starts_with('v'), "an assignment was issued: {row:?}");
+
+    // Let a few more results be in flight, then kill -9 in the middle of the uploads.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.coordinator
+        .take()
+        .expect("running")
+        .kill()
+        .await
+        .expect("kill -9");
+    let killed_ms = wall_ms();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.restart_coordinator().await;
+    let restarted_ms = wall_ms();
+
+    // Everything produced so far, the outage included, must arrive.
+    let produced = s.jsonl();
+    let during_outage = produced
+        .iter()
+        .filter(|(t, _)| (killed_ms..restarted_ms).contains(t))
+        .count();
+    assert!(
+        during_outage >= 2,
+        "the probe kept checking while the coordinator was down ({during_outage} results)\n{}",
+        s.logs()
+    );
+    s.wait_stored(CATCH_UP, "caught up after the restart", |stored| {
+        let keys: BTreeSet<_> = stored.iter().map(|(_, r)| key(r)).collect();
+        produced.is_subset(&keys)
+    })
+    .await;
+    s.stop().await;
+
+    let stored = s.stored().await;
+    assert_from_assignment(&s, &stored);
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<u64> = (1..=stored.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "sequence numbers 1..=N, no gap, no duplicate"
+    );
+    let mut count: BTreeMap<(i64, String), usize> = BTreeMap::new();
+    for (_, r) in &stored {
+        *count.entry(key(r)).or_default() += 1;
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    for k in &produced {
+        assert_eq!(count.get(k), Some(&1), "{k:?} stored exactly once");
+    }
+    // Nothing stored that the probe did not produce (the JSONL line is written first).
+    let all = s.jsonl();
+    for k in count.keys() {
+        assert!(all.contains(k), "{k:?} stored but not in the probe's JSONL");
+    }
+    assert!(stored.len() >= produced.len());
+
+    let probe_log = s.log("probe.log");
+    assert!(
+        probe_log.matches("uplink session open").count() >= 2,
+        "the probe reconnected\n{}",
+        s.logs()
+    );
+    // The clean stop flushed liveness: the listing shows when the probe was last seen.
+    let row = s.listing_row().await;
+    assert_ne!(row[4], "never", "{row:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_revoked_with_the_cli_is_refused_from_the_next_connection() {
+    let mut s = Setup::start().await;
+    s.wait_stored(FIRST_RESULTS, "first results stored", |r| !r.is_empty())
+        .await;
+
+    let dir = s.data_dir.to_str().expect("utf-8 path").to_owned();
+    let out = coord::coordinator(&["probe", "revoke", &s.probe_id, "--data-dir", &dir])
+        .await
+        .expect("probe revoke ran");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("revoked {}", s.probe_id)),
+        "{out:?}"
+    );
+    assert_eq!(s.listing_row().await[2], "revoked");
+    let again = coord::coordinator(&["probe", "revoke", &s.probe_id, "--data-dir", &dir])
+        .await
+        .expect("probe revoke ran");
+    assert_eq!(
+        again.code,
+        Some(1),
+        "a second revoke has nothing to do: {again:?}"
+    );
+
+    // The CLI writes the store only; the running service reads revocations at connect time.
+    // A clean restart closes the live connection, and the probe's next Hello is refused.
+    let c = s.coordinator.take().expect("running");
+    let status = c.terminate(STOP).await.expect("coordinator stopped");
+    assert!(status.success(), "{status}\n{}", s.logs());
+    s.restart_coordinator().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !s.log("probe.log").contains("refused this probe for good") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked probe was not refused within 30 s\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused = s.stored().await.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.stored().await.len(),
+        refused,
+        "nothing stored from a refused probe\n{}",
+        s.logs()
+    );
+    assert!(
+        s.log("coordinator.log").contains("revoked"),
+        "the coordinator says why\n{}",
+        s.logs()
+    );
+    s.stop().await;
+}
