@@ -171,6 +171,20 @@ impl Ca {
         &self.cert_pem
     }
 
+    /// A 32-byte secret for `purpose`, derived from the CA's private key: stable across
+    /// restarts of this coordinator, unknown to anyone without the key, and different for each
+    /// purpose.
+    pub fn derived_secret(&self, purpose: &str) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"meridian-derived-secret/");
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(&self.issuer.key().serialize_der());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
     /// SHA-256 of the CA certificate, lower-case hex: what an operator gives a probe to pin.
     pub fn fingerprint(&self) -> String {
         sha256_hex(self.cert_der.as_ref())
@@ -380,6 +394,24 @@ mod tests {
         ] {
             assert_eq!(ProbeIdentity::from_uri(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn derived_secrets_are_stable_across_reloads_and_differ_by_purpose_and_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Ca::load_or_create(dir.path())
+            .unwrap()
+            .derived_secret("quic-stateless-reset");
+        let again = Ca::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.derived_secret("quic-stateless-reset"), a);
+        assert_ne!(again.derived_secret("other"), a);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(
+            Ca::load_or_create(other.path())
+                .unwrap()
+                .derived_secret("quic-stateless-reset"),
+            a
+        );
     }
 
     #[test]

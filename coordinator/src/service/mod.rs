@@ -109,6 +109,10 @@ pub struct ServiceConfig {
     pub ping_interval: Duration,
     /// How often last-seen times and clock offsets are written to the store (default 15 s).
     pub flush_interval: Duration,
+    /// How often the store is checked for probes revoked from outside the service (the
+    /// `coordinator probe revoke` command writes the store directly), whose live connections
+    /// are then closed (default 2 s).
+    pub revocation_poll: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -125,6 +129,7 @@ impl Default for ServiceConfig {
             heartbeat_interval: Duration::from_secs(10),
             ping_interval: Duration::from_secs(60),
             flush_interval: Duration::from_secs(15),
+            revocation_poll: Duration::from_secs(2),
         }
     }
 }
@@ -472,6 +477,32 @@ impl ServiceHandle {
         Ok(changed)
     }
 
+    /// Closes the live connections of every probe the store says is revoked (revoked by the
+    /// CLI or another process); returns how many probes were cut off.
+    pub async fn sweep_revocations(&self) -> Result<usize, ServiceError> {
+        let revoked = self.shared.store.call(|s| s.revoked_probe_ids()).await??;
+        let mut cut = 0;
+        for probe_id in revoked {
+            let conns = self.shared.live().remove(&probe_id).unwrap_or_default();
+            if conns.is_empty() {
+                continue;
+            }
+            for c in &conns {
+                c.conn.close(close::REVOKED.into(), b"probe revoked");
+            }
+            tracing::info!(
+                probe_id,
+                closed = conns.len(),
+                "probe revoked in the store; connections closed"
+            );
+            cut += 1;
+        }
+        if cut > 0 {
+            state::refresh(&self.shared).await?;
+        }
+        Ok(cut)
+    }
+
     /// Puts a new configuration's targets in force: every probe's assignment is recomputed,
     /// and the changed ones are pushed to live probes. Returns how many changed.
     pub async fn reload(&self, config: Arc<CoordinatorConfig>) -> Result<usize, ServiceError> {
@@ -576,8 +607,15 @@ impl Service {
             .max_concurrent_uni_streams(0u8.into())
             .max_concurrent_bidi_streams(1u8.into());
         server.transport_config(Arc::new(transport));
+        // The stateless-reset key is derived from the CA key, so a coordinator restarted after a
+        // crash can reset the connections its previous run left open: probes reconnect at once
+        // instead of waiting out the idle timeout (a random key per start made them wait 30 s).
+        let reset_key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &ca.derived_secret("quic-stateless-reset"),
+        );
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            quinn::EndpointConfig::new(Arc::new(reset_key)),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -623,13 +661,15 @@ impl Service {
         let first = tokio::time::Instant::now();
         // A zero period would panic in `interval`: a millisecond is the floor.
         let floor = Duration::from_millis(1);
-        let (every_ping, every_flush) = (
+        let (every_ping, every_flush, every_sweep) = (
             shared.config.ping_interval.max(floor),
             shared.config.flush_interval.max(floor),
+            shared.config.revocation_poll.max(floor),
         );
         let mut ping = tokio::time::interval_at(first + every_ping, every_ping);
         let mut flush = tokio::time::interval_at(first + every_flush, every_flush);
-        for timer in [&mut ping, &mut flush] {
+        let mut sweep = tokio::time::interval_at(first + every_sweep, every_sweep);
+        for timer in [&mut ping, &mut flush, &mut sweep] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -638,6 +678,14 @@ impl Service {
                 _ = ping.tick() => {
                     let pinged = self.handle.ping_all();
                     tracing::debug!(pinged, "clock pings sent");
+                }
+                _ = sweep.tick() => {
+                    let handle = self.handle.clone();
+                    tasks.spawn(async move {
+                        if let Err(error) = handle.sweep_revocations().await {
+                            tracing::error!(%error, "checking the store for revocations failed");
+                        }
+                    });
                 }
                 _ = flush.tick() => {
                     let shared = shared.clone();

@@ -405,6 +405,19 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 
+    /// Ids of every revoked probe.
+    pub fn revoked_probe_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT probe_id FROM probes WHERE revoked_ms IS NOT NULL")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sqlite(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// Revokes a probe; returns false when there is no such probe or it was already revoked.
     /// (The live service also closes the probe's connections; see the transport issue.)
     pub fn revoke_probe(&self, probe_id: &str, now_ms: i64) -> Result<bool, StoreError> {
