@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use meridian_shared::regions::RegionId;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -49,64 +48,12 @@ pub enum PkiError {
     Random,
 }
 
-/// Who a probe is, as its certificate says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeIdentity {
-    /// The probe's id.
-    pub probe_id: String,
-    /// The region it was enrolled into.
-    pub region: RegionId,
-}
+pub use meridian_shared::identity::ProbeIdentity;
 
-const URI_PREFIX: &str = "urn:meridian:probe:";
-
-impl ProbeIdentity {
-    /// The SAN URI that encodes this identity.
-    pub fn uri(&self) -> String {
-        format!("{URI_PREFIX}{}:region:{}", self.probe_id, self.region)
-    }
-
-    /// Parses the SAN URI form.
-    pub fn from_uri(uri: &str) -> Option<ProbeIdentity> {
-        let rest = uri.strip_prefix(URI_PREFIX)?;
-        let (probe_id, region) = rest.split_once(":region:")?;
-        let id_ok = !probe_id.is_empty()
-            && probe_id.len() <= 64
-            && probe_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !id_ok {
-            return None;
-        }
-        Some(ProbeIdentity {
-            probe_id: probe_id.to_string(),
-            region: RegionId::parse(region).ok()?,
-        })
-    }
-
-    /// Reads the identity from a probe certificate (DER). The caller has already verified the
-    /// certificate chains to the CA (the TLS handshake does that).
-    pub fn from_cert(der: &[u8]) -> Result<ProbeIdentity, PkiError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| PkiError::NoIdentity(e.to_string()))?;
-        let san = cert
-            .subject_alternative_name()
-            .map_err(|e| PkiError::NoIdentity(e.to_string()))?
-            .ok_or_else(|| PkiError::NoIdentity("no subjectAltName".to_string()))?;
-        let mut found = san.value.general_names.iter().filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(u) => ProbeIdentity::from_uri(u),
-            _ => None,
-        });
-        match (found.next(), found.next()) {
-            (Some(id), None) => Ok(id),
-            (None, _) => Err(PkiError::NoIdentity(
-                "no urn:meridian:probe URI".to_string(),
-            )),
-            (Some(_), Some(_)) => Err(PkiError::NoIdentity(
-                "more than one probe identity".to_string(),
-            )),
-        }
-    }
+/// Reads the identity from a probe certificate (DER). The caller has already verified the
+/// certificate chains to the CA (the TLS handshake does that).
+pub fn identity_from_cert(der: &[u8]) -> Result<ProbeIdentity, PkiError> {
+    ProbeIdentity::from_cert_der(der).map_err(PkiError::NoIdentity)
 }
 
 /// The coordinator's certificate authority.
@@ -307,7 +254,7 @@ mod tests {
     fn identity() -> ProbeIdentity {
         ProbeIdentity {
             probe_id: "me-south-1a".into(),
-            region: RegionId::parse("me-south").unwrap(),
+            region: meridian_shared::regions::RegionId::parse("me-south").unwrap(),
         }
     }
 
@@ -346,7 +293,7 @@ mod tests {
         let cert = ca
             .sign_probe(&csr, &identity(), Duration::from_secs(86_400 * 90))
             .unwrap();
-        assert_eq!(ProbeIdentity::from_cert(cert.as_ref()).unwrap(), identity());
+        assert_eq!(identity_from_cert(cert.as_ref()).unwrap(), identity());
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
         let names = format!(
             "{:?}",
@@ -379,21 +326,6 @@ mod tests {
             .sign_probe(&make_csr().1, &identity(), Duration::from_secs(3600))
             .unwrap();
         assert!(verifier.verify_client_cert(&stranger, &[], now).is_err());
-    }
-
-    #[test]
-    fn identity_uris_round_trip_and_reject_lookalikes() {
-        let id = identity();
-        assert_eq!(ProbeIdentity::from_uri(&id.uri()), Some(id));
-        for bad in [
-            "urn:meridian:probe::region:me-south",
-            "urn:meridian:probe:p 1:region:me-south",
-            "urn:meridian:probe:p1:region:ME_SOUTH",
-            "urn:meridian:probe:p1",
-            "https://evil.example/",
-        ] {
-            assert_eq!(ProbeIdentity::from_uri(bad), None, "{bad}");
-        }
     }
 
     #[test]

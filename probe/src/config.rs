@@ -360,7 +360,7 @@ fn link_config(
     src: &SourceFile,
     base: &Path,
     issues: &mut Issues,
-) -> Option<(LinkConfig, Option<crate::identity::Identity>)> {
+) -> Option<(LinkConfig, Option<crate::identity::ProbeIdentity>)> {
     let first = raw.coordinator.first()?;
     let mut coordinators: Vec<Target> = Vec::new();
     let mut names: Vec<&str> = Vec::new();

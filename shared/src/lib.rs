@@ -1,6 +1,7 @@
 //! Meridian's shared vocabulary, used by the probe and the coordinator alike.
 //!
 //! - [`config`]: strict TOML reading with `file:line:column: field: message` errors.
+//! - [`identity`]: a probe's identity and region as its certificate's SAN URI carries them.
 //! - [`regions`]: the region catalog (`regions.toml`) and its validation.
 //! - [`check`]: what a check is (HTTP and DNS specs) and how it is written in TOML.
 //! - [`result`]: what a check produced, the record that travels to the coordinator.
@@ -12,6 +13,7 @@
 
 pub mod check;
 pub mod config;
+pub mod identity;
 pub mod regions;
 pub mod result;
 pub mod wire;

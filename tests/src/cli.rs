@@ -43,33 +43,40 @@ fn newest_under(dir: &Path, newest: &mut SystemTime) -> std::io::Result<()> {
 }
 
 /// Path of the `probe` binary of this build, checked to exist and to be newer than the
-/// sources it is built from (`probe/`, `shared/`).
+/// sources it is built from (`probe/src`, `shared/src`).
 pub fn probe_bin() -> anyhow::Result<PathBuf> {
+    workspace_bin("probe", "meridian-probe", &["probe/src", "shared/src"])
+}
+
+/// Path of the workspace binary `name` (of package `package`) of this build, next to the test
+/// executable, checked to exist and to be newer than every file under `sources` (relative to
+/// the workspace root), so that tests never run stale code.
+pub fn workspace_bin(name: &str, package: &str, sources: &[&str]) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .context("the test executable is not in target/<profile>/deps")?;
-    let bin = profile_dir.join(format!("probe{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .with_context(|| {
             format!(
-                "{} is missing: build it with `cargo build -p meridian-probe` before the \
-                 tests, or run `cargo test --workspace`, which builds it",
+                "{} is missing: build it with `cargo build -p {package}` before the tests, or \
+                 run `cargo test --workspace`, which builds it",
                 bin.display()
             )
         })?;
     let root = workspace_root();
     let mut newest = SystemTime::UNIX_EPOCH;
-    for dir in ["probe/src", "shared/src"] {
+    for dir in sources {
         newest_under(&root.join(dir), &mut newest)
             .with_context(|| format!("reading {dir} for the staleness check"))?;
     }
     anyhow::ensure!(
         built >= newest,
-        "{} is older than the probe's sources: rebuild it with `cargo build -p meridian-probe` \
-         so the CLI tests do not test stale code",
+        "{} is older than its sources: rebuild it with `cargo build -p {package}` so the \
+         tests do not test stale code",
         bin.display()
     );
     Ok(bin)

@@ -12,29 +12,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
-use crate::cli::{CHILD_BUDGET, Output, workspace_root};
+use crate::cli::{CHILD_BUDGET, Output};
 
 /// How long `coordinator run` may take to log its listening address.
 pub const START_BUDGET: Duration = Duration::from_secs(20);
-
-/// Newest modification time of any file under `dir`, walked without following links.
-fn newest_under(dir: &Path, newest: &mut SystemTime) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            newest_under(&entry.path(), newest)?;
-        } else if kind.is_file() {
-            *newest = (*newest).max(entry.metadata()?.modified()?);
-        }
-    }
-    Ok(())
-}
 
 /// Path of the `coordinator` binary of this build, checked to exist and to be newer than the
 /// sources it is built from (`coordinator/src`, `shared/src`). Checked once per test process:
@@ -49,34 +35,11 @@ pub fn coordinator_bin() -> anyhow::Result<PathBuf> {
 }
 
 fn checked_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable is not in target/<profile>/deps")?;
-    let bin = profile_dir.join(format!("coordinator{}", std::env::consts::EXE_SUFFIX));
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .with_context(|| {
-            format!(
-                "{} is missing: build it with `cargo build -p meridian-coordinator` before the \
-                 tests, or run `cargo test --workspace`, which builds it",
-                bin.display()
-            )
-        })?;
-    let root = workspace_root();
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for dir in ["coordinator/src", "shared/src"] {
-        newest_under(&root.join(dir), &mut newest)
-            .with_context(|| format!("reading {dir} for the staleness check"))?;
-    }
-    anyhow::ensure!(
-        built >= newest,
-        "{} is older than the coordinator's sources: rebuild it with \
-         `cargo build -p meridian-coordinator` so the tests do not test stale code",
-        bin.display()
-    );
-    Ok(bin)
+    crate::cli::workspace_bin(
+        "coordinator",
+        "meridian-coordinator",
+        &["coordinator/src", "shared/src"],
+    )
 }
 
 /// Runs `coordinator ARGS` to completion (at most [`CHILD_BUDGET`]), without `RUST_LOG`.

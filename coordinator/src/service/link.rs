@@ -96,7 +96,7 @@ fn identity(conn: &Connection) -> Result<ProbeIdentity, &'static str> {
         })
         .ok_or("client certificate required")?;
     let leaf = chain.first().ok_or("client certificate required")?;
-    ProbeIdentity::from_cert(leaf.as_ref()).map_err(|_| "certificate names no probe")
+    crate::pki::identity_from_cert(leaf.as_ref()).map_err(|_| "certificate names no probe")
 }
 
 /// This connection's entry in the live map, removed when the session ends. A newer connection

@@ -21,7 +21,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::*;
-use crate::pki::{self, ProbeIdentity};
+use crate::pki;
 
 mod push;
 
@@ -366,7 +366,7 @@ async fn enrolment_issues_a_certificate_once_per_token_and_pins_the_ca() {
     .unwrap();
     assert_eq!(e.region, "eu-west");
     let der = CertificateDer::from_pem_file(&e.files.cert).unwrap();
-    let identity = ProbeIdentity::from_cert(der.as_ref()).unwrap();
+    let identity = crate::pki::identity_from_cert(der.as_ref()).unwrap();
     assert_eq!(identity.probe_id, e.probe_id);
     assert_eq!(identity.region.as_str(), "eu-west");
     #[cfg(unix)]
