@@ -104,7 +104,13 @@ impl Output {
 /// Runs `probe ARGS` to completion (at most [`CHILD_BUDGET`]). The child inherits no
 /// `RUST_LOG` so that its output does not depend on the caller's environment.
 pub async fn probe(args: &[&str]) -> anyhow::Result<Output> {
-    let child = Command::new(probe_bin()?)
+    run_bin(&probe_bin()?, "probe", args).await
+}
+
+/// Runs the binary at `path` (called `name` in messages) with `args` to completion, at most
+/// [`CHILD_BUDGET`], with no standard input and without `RUST_LOG`.
+pub async fn run_bin(path: &Path, name: &str, args: &[&str]) -> anyhow::Result<Output> {
+    let child = Command::new(path)
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -112,10 +118,10 @@ pub async fn probe(args: &[&str]) -> anyhow::Result<Output> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("starting probe")?;
+        .with_context(|| format!("starting {name}"))?;
     let out = tokio::time::timeout(CHILD_BUDGET, child.wait_with_output())
         .await
-        .with_context(|| format!("probe {args:?} still running after {CHILD_BUDGET:?}"))??;
+        .with_context(|| format!("{name} {args:?} still running after {CHILD_BUDGET:?}"))??;
     Ok(Output {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
-use crate::cli::{CHILD_BUDGET, Output};
+use crate::cli::Output;
 
 /// How long `coordinator run` may take to log its listening address.
 pub const START_BUDGET: Duration = Duration::from_secs(20);
@@ -42,25 +42,9 @@ fn checked_bin() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Runs `coordinator ARGS` to completion (at most [`CHILD_BUDGET`]), without `RUST_LOG`.
+/// Runs `coordinator ARGS` to completion (at most [`crate::cli::CHILD_BUDGET`]), without `RUST_LOG`.
 pub async fn coordinator(args: &[&str]) -> anyhow::Result<Output> {
-    let child = Command::new(coordinator_bin()?)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting coordinator")?;
-    let out = tokio::time::timeout(CHILD_BUDGET, child.wait_with_output())
-        .await
-        .with_context(|| format!("coordinator {args:?} still running after {CHILD_BUDGET:?}"))??;
-    Ok(Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+    crate::cli::run_bin(&coordinator_bin()?, "coordinator", args).await
 }
 
 /// A fresh enrolment token, as `coordinator token create` printed it.
