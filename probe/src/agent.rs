@@ -6,14 +6,27 @@
 //!   beside the result), a batch per `spawn_blocking` call with one `sync`: whatever the
 //!   result channels hold when the writer wakes, so results are durable within one batch;
 //! - starts the [`Uplink`], one task per coordinator, which delivers the spool;
-//! - applies assignments: the persisted one (`<state_dir>/assignment.msgpack`) runs from the
-//!   start, else the local checks; a received assignment with a higher version is persisted,
-//!   then the scheduler restarts on its checks and slot (see [`crate::supervise`]);
-//! - carries out commands: `Burst` runs an assigned check now ([`crate::burst`]), `Reload`
-//!   re-reads `probe.toml` for local settings (checks, slot and concurrency when no assignment
-//!   is running; policy, resolver and CA in any case; coordinators and the spool need a
-//!   restart); each is answered with `CommandDone`. `Ping` never reaches here: the uplink
-//!   session answers it.
+//! - applies assignments, one per coordinator (each numbers its own versions): the persisted
+//!   ones (`<state_dir>/assignment.<name>.msgpack`) run from the start, else an earlier build's
+//!   single `assignment.msgpack`, else the local checks; an assignment with a higher version
+//!   than its coordinator's last is persisted, then the scheduler restarts on the union of
+//!   every coordinator's checks, each in its winning coordinator's slot
+//!   ([`crate::assignment::merge`], [`crate::supervise`]);
+//! - carries out commands: `Burst` runs an assigned check now ([`crate::burst`]) under the
+//!   concurrency permits scheduled runs take, `Reload` re-reads `probe.toml` (below); each is
+//!   answered with `CommandDone`. `Ping` never reaches here: the uplink session answers it.
+//!
+//! SIGHUP (`systemctl reload`) re-reads `probe.toml` too, standalone or linked. A file that
+//! does not validate is logged with every problem as `file:line:column: field: message` and
+//! changes nothing. A valid one is applied whole: checks, slot, concurrency, policy, resolver
+//! and CA (the scheduler restarts; runs in progress finish), the `results` file reopened (so
+//! log rotation can move it away), the spool bounds, and, when the coordinators or the
+//! certificate, key or CA files changed, the uplink restarted on the new list with the spool's
+//! cursors following it (a removed coordinator's cursor is deleted and holds nothing back, and
+//! its assignment stops running). Where state lives (`state_dir`, `spool_dir`) and becoming
+//! linked or standalone need a restart: a file that changes them is refused whole
+//! ([`ProbeConfig::restart_only_changes`]). A reload that restarts the uplink answers the
+//! coordinator's `Reload` first; the answer may still be lost with the old session.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -27,16 +40,19 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::assignment::{self, AssignmentStore};
+use crate::assignment::{self, AssignmentStore, Held};
 use crate::burst;
 use crate::config::ProbeConfig;
 use crate::enroll::StateFiles;
 use crate::http::{HttpEnv, tls};
 use crate::runner::{Runner, unix_ms};
-use crate::schedule::{Slot, Stats};
+use crate::schedule::{Limited, Permits, Slot, Stats};
 use crate::spool::Spool;
 use crate::supervise::{self, Desired};
 use crate::uplink::{InboundCommand, SpooledResult, Uplink, UplinkConfig};
+
+/// How long a stopping uplink may take to close its sessions.
+const UPLINK_GRACE: Duration = Duration::from_secs(2);
 
 /// The `User-Agent` of every HTTP check that does not set its own.
 pub const USER_AGENT: &str = concat!("meridian-probe/", env!("CARGO_PKG_VERSION"));
@@ -94,10 +110,18 @@ pub fn summary(r: &CheckResult) -> String {
     )
 }
 
-/// Runs the agent until SIGINT or SIGTERM.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+/// Runs the agent until `shutdown` resolves; each message on `reloads` re-reads
+/// `probe.toml` and applies it. `probe run` wires SIGINT and SIGTERM to the first and SIGHUP
+/// to the second.
+pub async fn run(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
     let config = ProbeConfig::load(config_path)?;
-    let runner = Arc::new(runner_for(&config)?);
+    // Every run, scheduled or burst, holds one of these: `concurrency` bounds them all.
+    let permits = Permits::new(config.concurrency);
+    let runner = Arc::new(Limited::new(runner_for(&config)?, permits));
     let mut jsonl = match &config.results {
         Some(path) => Some(open_results(path).await?),
         None => None,
@@ -113,7 +137,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut linked = None;
-    let mut restored = None;
+    let mut restored = assignment::Restored::default();
     if let Some(link) = &config.link {
         let (spool_dir, names, bounds) = (
             link.spool_dir.clone(),
@@ -129,25 +153,43 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("opening the spool in {}", link.spool_dir.display()))?;
         let spool = Arc::new(Mutex::new(spool));
         let store = AssignmentStore::in_dir(&link.state_dir);
-        let s = store.clone();
-        restored = match tokio::task::spawn_blocking(move || s.load()).await? {
-            Ok(Some(a)) if assignment::problem(&a).is_none() => Some(Arc::new(a)),
-            Ok(_) => None,
-            Err(error) => {
-                tracing::warn!(%error, "persisted assignment unreadable; running the local checks");
-                None
-            }
-        };
+        let (s, names) = (
+            store.clone(),
+            link.coordinators
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        restored = tokio::task::spawn_blocking(move || s.restore(&names)).await?;
+        for problem in &restored.problems {
+            tracing::warn!(%problem, "persisted assignment not usable; left out");
+        }
+        if let Some(legacy) = &restored.legacy {
+            tracing::info!(
+                version = legacy.version,
+                "running the single assignment of an earlier build until a coordinator sends its own"
+            );
+        }
         let files = StateFiles::in_dir(&link.state_dir);
+        let tls = TlsDigest::read(&files).await;
         let uplink_config =
             UplinkConfig::new(link.coordinators.clone(), files.cert, files.key, files.ca);
-        let mut uplink = Uplink::start_from(uplink_config, spool.clone(), restored.clone())
+        let uplink = Uplink::start_from(uplink_config, spool.clone(), &restored.held)
             .context("starting the uplink")?;
-        let commands = uplink.take_commands();
-        linked = Some((spool, store, uplink, commands));
+        linked = Some(Linked {
+            spool,
+            store,
+            uplink: Some(uplink),
+            tls,
+        });
     }
 
-    let (desired_tx, desired_rx) = watch::channel(desired(&config, &runner, restored.as_deref()));
+    let (desired_tx, desired_rx) = watch::channel(desired(
+        &config,
+        &runner,
+        &restored.held,
+        restored.legacy.as_ref(),
+    ));
     let (results_tx, mut results) = mpsc::channel::<CheckResult>(1024);
     let (bursts_tx, mut bursts) = mpsc::channel::<SpooledResult>(256);
     let stats = Arc::new(Stats::default());
@@ -158,28 +200,24 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         shutdown_rx.clone(),
         unix_ms,
     ));
+    let (results_path_tx, mut results_path) = watch::channel(config.results.clone());
+    let spool = linked.as_ref().map(|l| l.spool.clone());
     let control = Control {
         config_path: config_path.to_path_buf(),
         config,
         runner,
-        applied: restored,
+        applied: restored.held,
+        legacy: restored.legacy,
         desired: desired_tx,
         bursts: bursts_tx,
+        link: linked,
+        relinked: false,
+        results: results_path_tx,
     };
-    let (spool, uplink) = match linked {
-        Some((spool, store, uplink, commands)) => {
-            let assignments = uplink.assignments();
-            let controller =
-                tokio::spawn(control.run(assignments, commands, store, shutdown_rx.clone()));
-            (Some((spool, controller)), Some(uplink))
-        }
-        None => {
-            drop(control);
-            (None, None)
-        }
-    };
+    let controller = tokio::spawn(control.run(reloads, shutdown_rx.clone()));
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
+        tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
 
@@ -204,6 +242,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             }
         }
         let records = std::mem::take(&mut batch);
+        if results_path.has_changed().unwrap_or(false) {
+            let path = results_path.borrow_and_update().clone();
+            jsonl = reopen_results(jsonl, path.as_deref()).await;
+        }
         if let Some(file) = &mut jsonl {
             for r in &records {
                 let mut line = serde_json::to_vec(&r.result).context("encoding a result")?;
@@ -215,16 +257,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         for r in &records {
             tracing::info!(target: "meridian::result", burst = ?r.burst.map(|b| b.burst_id), "{}", summary(&r.result));
         }
-        if let Some((spool, _)) = &spool {
+        if let Some(spool) = &spool {
             append_batch(spool, records).await?;
         }
     }
     scheduler.await.context("scheduler task")?;
-    if let Some((_, controller)) = spool {
-        controller.await.context("control task")?;
-    }
-    if let Some(uplink) = uplink {
-        uplink.shutdown(Duration::from_secs(2)).await;
+    if let Some(uplink) = controller.await.context("control task")? {
+        uplink.shutdown(UPLINK_GRACE).await;
     }
     tracing::info!(
         started = stats.started.load(Ordering::Relaxed),
@@ -253,6 +292,23 @@ async fn open_results(path: &Path) -> anyhow::Result<tokio::fs::File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
+/// The results file after a reload: always opened again (at `path`, which may have changed),
+/// which is what log rotation needs; on failure the old file stays in use, so no result is
+/// lost to a bad path.
+async fn reopen_results(
+    current: Option<tokio::fs::File>,
+    path: Option<&Path>,
+) -> Option<tokio::fs::File> {
+    let path = path?;
+    match open_results(path).await {
+        Ok(file) => Some(file),
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "results file not reopened; writing to the previous one");
+            current
+        }
+    }
+}
+
 /// Appends results to the spool and syncs once, off the runtime. A result that cannot be
 /// encoded is logged and left out; a spool failure stops the agent (results would be lost).
 async fn append_batch(
@@ -278,57 +334,111 @@ async fn append_batch(
     .context("appending results to the spool")
 }
 
-/// What the scheduler should run: the assignment when there is one, else the local checks.
+/// What the scheduler should run: the union of the coordinators' assignments when any is
+/// held (each check in its winning coordinator's slot), else an earlier build's single
+/// assignment, else the local checks.
 pub fn desired<E>(
     config: &ProbeConfig,
     executor: &Arc<E>,
-    assignment: Option<&Assignment>,
+    held: &Held,
+    legacy: Option<&Assignment>,
 ) -> Arc<Desired<E>> {
-    let (checks, slot, source) = match assignment {
-        Some(a) => (
+    let mut other_slots = std::collections::BTreeMap::new();
+    let (checks, slot, source) = if !held.is_empty() {
+        let merged = assignment::merge(held);
+        for c in &merged.conflicts {
+            tracing::warn!(check = %c.check, winner = %c.winner, loser = %c.loser, "two coordinators assign different checks under one id; the first one's runs");
+        }
+        // The first coordinator holding an assignment gives the slot; checks another one won
+        // keep that one's slot.
+        let slot = held.iter().next().map_or(config.slot, |(_, a)| Slot {
+            index: a.slot,
+            count: a.slots,
+        });
+        let mut checks = Vec::with_capacity(merged.checks.len());
+        for p in merged.checks {
+            if p.slot != slot {
+                other_slots.insert(p.check.id.clone(), p.slot);
+            }
+            checks.push(p.check);
+        }
+        (checks, slot, format!("assignments {}", held.describe()))
+    } else if let Some(a) = legacy {
+        (
             a.checks.clone(),
             Slot {
                 index: a.slot,
                 count: a.slots,
             },
-            format!("assignment v{}", a.version),
-        ),
-        None => (config.checks.clone(), config.slot, "probe.toml".to_string()),
+            format!("assignment v{} (earlier build)", a.version),
+        )
+    } else {
+        (config.checks.clone(), config.slot, "probe.toml".to_string())
     };
     Arc::new(Desired {
         executor: executor.clone(),
         checks,
         slot,
+        other_slots,
         probe_id: config.probe_id.clone(),
         concurrency: config.concurrency,
         source,
     })
 }
 
-/// The linked agent's control loop: applies assignments and carries out commands.
+/// The agent's control loop: applies assignments, carries out commands, reloads.
 struct Control {
-    /// Re-read on `Reload`.
+    /// Re-read on `Reload` and SIGHUP.
     config_path: PathBuf,
     /// The settings in force.
     config: ProbeConfig,
     /// The runner built from them.
-    runner: Arc<Runner>,
-    /// The assignment running, if any.
-    applied: Option<Arc<Assignment>>,
+    runner: Arc<Limited<Runner>>,
+    /// Each coordinator's assignment running.
+    applied: Held,
+    /// An earlier build's single assignment, running until a coordinator's own arrives.
+    legacy: Option<Assignment>,
     /// Where the wanted scheduler state is published.
-    desired: watch::Sender<Arc<Desired<Runner>>>,
+    desired: watch::Sender<Arc<Desired<Limited<Runner>>>>,
     /// Where burst results go.
     bursts: mpsc::Sender<SpooledResult>,
+    /// The spool and the uplink of a linked probe.
+    link: Option<Linked>,
+    /// Set when a reload restarted the uplink: the loop takes the new one's channels.
+    relinked: bool,
+    /// The results file the writer appends to, sent again on every reload (it reopens it).
+    results: watch::Sender<Option<PathBuf>>,
+}
+
+/// A linked probe's delivery side, which a reload may restart.
+struct Linked {
+    /// The spool; its cursors follow the coordinators.
+    spool: Arc<Mutex<Spool>>,
+    /// Where assignments are persisted.
+    store: AssignmentStore,
+    /// The uplink; `None` only after a restart failed (results keep spooling meanwhile).
+    uplink: Option<Uplink>,
+    /// What the uplink's TLS files held when it started.
+    tls: TlsDigest,
+}
+
+/// A configuration read and checked, ready to apply.
+struct Reload {
+    config: ProbeConfig,
+    runner: Arc<Limited<Runner>>,
+    /// The uplink to start instead of the running one, when the coordinators or the TLS files
+    /// changed.
+    relink: Option<(UplinkConfig, TlsDigest)>,
 }
 
 impl Control {
+    /// Runs until shutdown; returns the uplink running then, for the agent to stop.
     async fn run(
         mut self,
-        mut assignments: watch::Receiver<Option<Arc<Assignment>>>,
-        mut commands: Option<mpsc::Receiver<InboundCommand>>,
-        store: AssignmentStore,
+        mut reloads: mpsc::Receiver<()>,
         mut shutdown: watch::Receiver<bool>,
-    ) {
+    ) -> Option<Uplink> {
+        let (mut assignments, mut commands) = self.channels();
         // Bursts in progress; dropping the set at shutdown aborts them.
         let mut running = JoinSet::new();
         loop {
@@ -336,49 +446,100 @@ impl Control {
                 changed = assignments.changed(), if !assignments.is_closed() => {
                     if changed.is_err() { continue; }
                     let latest = assignments.borrow_and_update().clone();
-                    if let Some(a) = latest {
-                        self.apply(a, &store).await;
+                    if let Some(store) = self.link.as_ref().map(|l| l.store.clone()) {
+                        self.apply(&latest, &store).await;
                     }
                 }
                 cmd = recv(&mut commands) => match cmd {
                     Some(cmd) => self.command(cmd, &mut running).await,
                     None => commands = None,
                 },
+                Some(()) = reloads.recv() => {
+                    tracing::info!(path = %self.config_path.display(), "reloading the configuration");
+                    if let Err(error) = self.reload().await {
+                        tracing::error!(error = %format!("{error:#}"), "reload refused; the running configuration stays");
+                    }
+                }
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                () = supervise::stopped(&mut shutdown) => return,
+                () = supervise::stopped(&mut shutdown) => return self.link.and_then(|l| l.uplink),
+            }
+            if std::mem::take(&mut self.relinked) {
+                (assignments, commands) = self.channels();
             }
         }
     }
 
-    async fn apply(&mut self, a: Arc<Assignment>, store: &AssignmentStore) {
-        if !assignment::is_newer(self.applied.as_ref().map(|h| h.version), &a) {
-            return;
+    /// The running uplink's assignments and commands; a closed watch and no commands when
+    /// there is no uplink (a standalone probe, or a failed restart).
+    fn channels(
+        &mut self,
+    ) -> (
+        watch::Receiver<Held>,
+        Option<mpsc::Receiver<InboundCommand>>,
+    ) {
+        match self.link.as_mut().and_then(|l| l.uplink.as_mut()) {
+            Some(uplink) => (uplink.assignments(), uplink.take_commands()),
+            None => (watch::channel(Held::default()).1, None),
         }
-        if let Some(problem) = assignment::problem(&a) {
-            tracing::warn!(version = a.version, %problem, "assignment refused; keeping the current one");
-            return;
-        }
-        let (s, saved) = (store.clone(), a.clone());
-        match tokio::task::spawn_blocking(move || s.save_if_newer(&saved)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "assignment not persisted; running it anyway"),
-            Err(error) => tracing::warn!(%error, "assignment not persisted; running it anyway"),
-        }
-        tracing::info!(
-            version = a.version,
-            checks = a.checks.len(),
-            slot = a.slot,
-            slots = a.slots,
-            "assignment applied"
-        );
-        self.applied = Some(a);
-        self.publish();
     }
 
+    /// Persists and runs every coordinator's assignment in `latest` that is newer than the one
+    /// running from it.
+    async fn apply(&mut self, latest: &Held, store: &AssignmentStore) {
+        let mut changed = false;
+        for (coordinator, a) in latest.iter() {
+            let running = self.applied.get(coordinator).map(|h| h.version);
+            if !assignment::is_newer(running, a) {
+                continue;
+            }
+            if let Some(problem) = assignment::problem(a) {
+                tracing::warn!(coordinator, version = a.version, %problem, "assignment refused; keeping the current one");
+                continue;
+            }
+            let (s, name, saved) = (store.clone(), coordinator.to_owned(), a.clone());
+            match tokio::task::spawn_blocking(move || s.save_if_newer(&name, &saved)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(coordinator, %error, "assignment not persisted; running it anyway")
+                }
+                Err(error) => {
+                    tracing::warn!(coordinator, %error, "assignment not persisted; running it anyway")
+                }
+            }
+            tracing::info!(
+                coordinator,
+                version = a.version,
+                checks = a.checks.len(),
+                slot = a.slot,
+                slots = a.slots,
+                "assignment applied"
+            );
+            changed |= self.applied.offer(coordinator, a.clone());
+        }
+        if changed {
+            // The saves removed the earlier build's file; its checks stop with it.
+            self.legacy = None;
+            self.publish();
+        }
+    }
+
+    /// Publishes what to run now, restarting the scheduler only if that differs from what
+    /// runs (one coordinator's new assignment may leave the union as it was).
     fn publish(&self) {
-        let _ = self
-            .desired
-            .send(desired(&self.config, &self.runner, self.applied.as_deref()));
+        let next = desired(
+            &self.config,
+            &self.runner,
+            &self.applied,
+            self.legacy.as_ref(),
+        );
+        self.desired.send_if_modified(|current| {
+            if Arc::ptr_eq(&current.executor, &next.executor) && current.same_plan(&next) {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
     }
 
     async fn command(&mut self, cmd: InboundCommand, running: &mut JoinSet<()>) {
@@ -425,11 +586,27 @@ impl Control {
                 });
             }
             CommandKind::Reload => {
-                let error = self.reload().await.err().map(|e| format!("{e:#}"));
-                if let Some(e) = &error {
-                    tracing::warn!(error = %e, "reload failed; the current settings stay");
+                tracing::info!(coordinator = %cmd.coordinator, "reloading the configuration");
+                // Answered before applying: applying may restart the session that asked.
+                match self.prepare().await {
+                    Ok(next) => {
+                        let done = CommandDone {
+                            command_id,
+                            error: None,
+                        };
+                        let _ = cmd.done.send(done).await;
+                        self.apply_reload(next).await;
+                    }
+                    Err(e) => {
+                        let error = format!("{e:#}");
+                        tracing::error!(%error, "reload refused; the running configuration stays");
+                        let done = CommandDone {
+                            command_id,
+                            error: Some(error),
+                        };
+                        let _ = cmd.done.send(done).await;
+                    }
                 }
-                let _ = cmd.done.send(CommandDone { command_id, error }).await;
             }
             // The uplink session answers pings itself.
             CommandKind::Ping { .. } => {
@@ -444,28 +621,167 @@ impl Control {
         }
     }
 
+    /// Re-reads `probe.toml` and applies it; an `Err` changed nothing.
     async fn reload(&mut self) -> anyhow::Result<()> {
+        let next = self.prepare().await?;
+        self.apply_reload(next).await;
+        Ok(())
+    }
+
+    /// Reads and checks `probe.toml` against what runs, touching nothing: every way a reload
+    /// can be refused is found here.
+    async fn prepare(&self) -> anyhow::Result<Reload> {
         let path = self.config_path.clone();
-        let config = tokio::task::spawn_blocking(move || ProbeConfig::load(&path)).await??;
-        let runner = Arc::new(runner_for(&config)?);
-        let relink = |c: &ProbeConfig| {
-            c.link.as_ref().map(|l| {
-                (
-                    l.coordinators.clone(),
-                    l.spool_dir.clone(),
-                    l.state_dir.clone(),
-                    l.spool.clone(),
-                )
-            })
-        };
-        if relink(&config) != relink(&self.config) {
-            tracing::warn!("coordinators, state_dir and spool settings change only with a restart");
+        let config = tokio::task::spawn_blocking(move || ProbeConfig::load(&path))
+            .await
+            .context("configuration task")??;
+        let restart = config.restart_only_changes(&self.config);
+        anyhow::ensure!(
+            restart.is_empty(),
+            "{}: {} changed, which takes a restart of the probe; nothing was applied",
+            self.config_path.display(),
+            restart.join(", ")
+        );
+        // The same permits (resized on apply): runs in progress keep theirs.
+        let permits = self.runner.permits().clone();
+        let runner = Arc::new(Limited::new(runner_for(&config)?, permits));
+        let mut relink = None;
+        if let (Some(linked), Some(link), Some(running)) =
+            (&self.link, &config.link, &self.config.link)
+        {
+            let files = StateFiles::in_dir(&link.state_dir);
+            let tls = TlsDigest::read(&files).await;
+            if link.coordinators != running.coordinators || tls != linked.tls {
+                let uplink =
+                    UplinkConfig::new(link.coordinators.clone(), files.cert, files.key, files.ca);
+                // Started with no coordinator, an uplink only reads and checks the TLS files:
+                // bad ones refuse the reload while the running uplink is still untouched.
+                let check = UplinkConfig {
+                    targets: Vec::new(),
+                    ..uplink.clone()
+                };
+                Uplink::start_from(check, linked.spool.clone(), &Held::default())
+                    .context("the uplink's certificate, key or CA")?
+                    .shutdown(Duration::ZERO)
+                    .await;
+                relink = Some((uplink, tls));
+            }
         }
-        tracing::info!(path = %self.config_path.display(), "configuration reloaded");
+        Ok(Reload {
+            config,
+            runner,
+            relink,
+        })
+    }
+
+    /// Applies a prepared configuration. What can still fail here (the spool's files, the
+    /// uplink's start) is logged; results keep spooling whatever happens.
+    async fn apply_reload(&mut self, next: Reload) {
+        let Reload {
+            config,
+            runner,
+            relink,
+        } = next;
+        if let Some((uplink, tls)) = relink {
+            self.relink(uplink, tls).await;
+        }
+        if let (Some(linked), Some(link)) = (&self.link, &config.link) {
+            let (spool, bounds) = (linked.spool.clone(), link.spool.clone());
+            let applied = tokio::task::spawn_blocking(move || {
+                let mut spool = spool.lock().unwrap_or_else(PoisonError::into_inner);
+                if *spool.config() == bounds {
+                    return Ok(());
+                }
+                spool.set_config(bounds)
+            })
+            .await;
+            match applied {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "spool bounds not changed"),
+                Err(error) => tracing::error!(%error, "spool bounds not changed"),
+            }
+        }
+        runner.permits().resize(config.concurrency);
+        self.results.send_replace(config.results.clone());
+        tracing::info!(
+            path = %self.config_path.display(),
+            checks = config.checks.len(),
+            concurrency = config.concurrency,
+            coordinators = config.link.as_ref().map_or(0, |l| l.coordinators.len()),
+            "configuration reloaded"
+        );
         self.config = config;
         self.runner = runner;
         self.publish();
-        Ok(())
+    }
+
+    /// Replaces the uplink: the old one stops first (its sessions ack on the cursors about to
+    /// change), the spool's cursors become the new coordinators', then the new one starts on
+    /// the assignments held from coordinators still configured. Assignments of removed
+    /// coordinators stop running (`publish` follows in `apply_reload`).
+    async fn relink(&mut self, config: UplinkConfig, tls: TlsDigest) {
+        let Some(linked) = self.link.as_mut() else {
+            return;
+        };
+        if let Some(old) = linked.uplink.take() {
+            old.shutdown(UPLINK_GRACE).await;
+        }
+        let names: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+        let (spool, cursors) = (linked.spool.clone(), names.clone());
+        let changed = tokio::task::spawn_blocking(move || {
+            spool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set_cursors(&cursors)
+        })
+        .await;
+        match changed {
+            Ok(Ok(c)) => {
+                tracing::info!(added = ?c.added, removed = ?c.removed, "spool cursors follow the coordinators")
+            }
+            Ok(Err(error)) => tracing::error!(%error, "spool cursors not reconciled"),
+            Err(error) => tracing::error!(%error, "spool cursors not reconciled"),
+        }
+        let mut applied = Held::new(names.iter().cloned());
+        for (name, a) in self.applied.iter() {
+            applied.offer(name, a.clone());
+        }
+        self.applied = applied;
+        match Uplink::start_from(config, linked.spool.clone(), &self.applied) {
+            Ok(uplink) => {
+                tracing::info!(coordinators = ?names, "uplink restarted");
+                linked.uplink = Some(uplink);
+            }
+            Err(error) => {
+                tracing::error!(%error, "uplink not restarted: results spool until a reload that works")
+            }
+        }
+        linked.tls = tls;
+        self.relinked = true;
+    }
+}
+
+/// SHA-256 of the probe's certificate, key and CA files (`None` for one that cannot be read):
+/// the uplink restarts on a reload that finds them changed (a renewed certificate, a
+/// re-enrolment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsDigest([Option<Vec<u8>>; 3]);
+
+impl TlsDigest {
+    async fn read(files: &StateFiles) -> TlsDigest {
+        let digest = |path: PathBuf| async move {
+            let bytes = tokio::fs::read(&path).await.ok()?;
+            Some(
+                ring::digest::digest(&ring::digest::SHA256, &bytes)
+                    .as_ref()
+                    .to_vec(),
+            )
+        };
+        TlsDigest([
+            digest(files.cert.clone()).await,
+            digest(files.key.clone()).await,
+            digest(files.ca.clone()).await,
+        ])
     }
 }
 
@@ -475,28 +791,4 @@ async fn recv(commands: &mut Option<mpsc::Receiver<InboundCommand>>) -> Option<I
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down");
 }

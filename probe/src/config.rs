@@ -8,6 +8,10 @@
 //! coordinator's assignment (local checks, if any, run until the first one arrives).
 //! Reading the file is split from [`ProbeConfig::from_source`], which reads only the files the
 //! configuration names (`regions_file`, `ca_file`'s existence, `state_dir/probe.pem`).
+//!
+//! A running probe re-reads this file on SIGHUP and on a coordinator's `Reload` and applies
+//! everything in it, except what [`ProbeConfig::restart_only_changes`] names: where the state
+//! and the spool live, and whether the probe is linked at all.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -300,6 +304,32 @@ impl ProbeConfig {
     }
 }
 
+impl ProbeConfig {
+    /// The settings in which `self` (a file just read) differs from `running` (the
+    /// configuration in force) that a running probe cannot take on: `state_dir` and
+    /// `spool_dir` (the identity, the assignments and the spool live there, open and locked),
+    /// and `[[coordinator]]` tables appearing or disappearing (a standalone probe has no spool
+    /// or uplink to reconfigure, a linked one no way to drop them without losing results).
+    /// Empty when a reload can apply `self`.
+    pub fn restart_only_changes(&self, running: &ProbeConfig) -> Vec<&'static str> {
+        match (&self.link, &running.link) {
+            (None, None) => Vec::new(),
+            (Some(_), None) => vec!["[[coordinator]] (a standalone probe becoming linked)"],
+            (None, Some(_)) => vec!["[[coordinator]] (a linked probe becoming standalone)"],
+            (Some(new), Some(old)) => {
+                let mut changed = Vec::new();
+                if new.state_dir != old.state_dir {
+                    changed.push("state_dir");
+                }
+                if new.spool_dir != old.spool_dir {
+                    changed.push("spool_dir");
+                }
+                changed
+            }
+        }
+    }
+}
+
 /// A probe id: what the coordinator's certificates and the spool accept.
 fn valid_probe_id(id: &str) -> bool {
     !id.is_empty()
@@ -589,5 +619,41 @@ mod tests {
         let c = ProbeConfig::from_source(&src, &base).unwrap();
         assert_eq!(c.checks.len(), 1);
         assert_eq!(c.link.unwrap().spool_dir, Path::new("/var/spool/m"));
+    }
+
+    #[test]
+    fn a_reload_may_change_anything_but_where_state_lives_and_whether_the_probe_is_linked() {
+        let base = manifest_dir().join("testdata");
+        let linked = |extra: &str| {
+            let text = format!(
+                "state_dir = \"state\"\n{extra}\n[[coordinator]]\nname = \"eu-1\"\naddress = \"127.0.0.1:7443\"\n"
+            );
+            ProbeConfig::from_source(&SourceFile::new("p.toml", text), &base).unwrap()
+        };
+        let standalone = |checks: &str| {
+            let text = format!(
+                "probe_id = \"p\"\nregion = \"eu-central\"\nresults = \"r\"\n[[dns]]\nid = \"{checks}\"\nname = \"example.test\"\n"
+            );
+            ProbeConfig::from_source(&SourceFile::new("p.toml", text), &base).unwrap()
+        };
+        let running = linked("");
+        // Coordinators, bounds, checks, concurrency: all live.
+        let mut more = linked("concurrency = 3\nspool_max_age = \"1d\"");
+        if let Some(link) = &mut more.link {
+            link.coordinators.clear();
+        }
+        assert!(more.restart_only_changes(&running).is_empty());
+        assert_eq!(
+            linked("spool_dir = \"elsewhere\"").restart_only_changes(&running),
+            ["spool_dir"]
+        );
+        assert!(
+            standalone("a")
+                .restart_only_changes(&standalone("b"))
+                .is_empty(),
+            "a standalone probe's checks change live"
+        );
+        assert_eq!(standalone("a").restart_only_changes(&running).len(), 1);
+        assert_eq!(running.restart_only_changes(&standalone("a")).len(), 1);
     }
 }

@@ -7,9 +7,10 @@
 //! people and scripts; [`demo`] holds the built-in demo origin and DNS zone. [`spool`] is the
 //! durable on-disk queue results wait in until every coordinator has acknowledged them;
 //! [`uplink`] delivers them over QUIC, with the identity [`enroll`] obtained (and [`identity`]
-//! reads back). What coordinators send back is applied by the agent: [`assignment`] keeps the
-//! latest assignment on disk, [`supervise`] restarts the scheduler when it changes, and
-//! [`burst`] runs a check on demand.
+//! reads back). What coordinators send back is applied by the agent: [`assignment`] keeps each
+//! coordinator's latest assignment on disk and merges them, [`supervise`] restarts the
+//! scheduler when the merge changes, and [`burst`] runs a check on demand within the same
+//! concurrency limit.
 
 pub mod agent;
 pub mod assignment;

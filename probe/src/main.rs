@@ -1,6 +1,7 @@
 //! `probe`: the Meridian probe agent's command line. Thin by design: parse arguments, call the
 //! library, map the outcome to an exit code (0 passed, 1 check failed, 2 usage or config error;
-//! for `enroll`, 1 is a refusal or a failed exchange).
+//! for `enroll`, 1 is a refusal or a failed exchange). The process's signals live here too:
+//! `probe run` stops on SIGINT or SIGTERM and re-reads its configuration on SIGHUP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +41,9 @@ enum Command {
     )]
     Check(Box<CheckArgs>),
     /// Run the agent: every configured check on its staggered schedule.
-    #[command(after_help = "Example:\n  probe run --config /etc/meridian/probe.toml")]
+    #[command(
+        after_help = "Example:\n  probe run --config /etc/meridian/probe.toml\n\nSIGINT or SIGTERM stops it. SIGHUP (systemctl reload) re-reads the configuration file and\napplies it; a file that does not validate is logged and the running configuration stays."
+    )]
     Run {
         /// The probe configuration file.
         #[arg(long, short)]
@@ -169,7 +172,11 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
-            Command::Run { config } => report(agent::run(&config).await),
+            Command::Run { config } => {
+                // Before anything slow: from here on SIGHUP reloads instead of terminating.
+                let reloads = hangups();
+                report(agent::run(&config, shutdown_signal(), reloads).await)
+            }
             Command::Enroll(args) => enroll(args).await,
             Command::Validate { config } => match ProbeConfig::load(&config) {
                 Ok(c) => {
@@ -192,6 +199,56 @@ fn main() -> ExitCode {
             },
         }
     })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// SIGHUP as reload requests. Installing the handler replaces the default action (terminate),
+/// so a SIGHUP that arrives while the agent starts waits for it instead of killing it; several
+/// before the agent takes one count as one. Must be called inside the runtime.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // Full: a reload is already pending, and it will read the newest file.
+                    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(())
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler: configuration changes need a restart")
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 /// `probe enroll`: 0 enrolled, 1 refused or failed, 2 usage.

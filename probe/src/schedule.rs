@@ -19,6 +19,13 @@
 //! when the next slot comes, that slot is counted as missed, not queued. A concurrency limit
 //! caps how many checks run at once. Time is tokio's, so tests run the loop on a paused clock;
 //! the wall clock is read once, as an input, to anchor slots.
+//!
+//! Two limits, on purpose. A [`Plan`]'s `concurrency` bounds that plan's own runs, and a plan
+//! lives only until the scheduler restarts. The probe-wide bound is [`Limited`]: an executor
+//! that holds one of a shared set of [`Permits`] for every run, whoever starts it (the plans of
+//! every slot group, the runs still finishing from before a restart, and bursts), and whose
+//! size follows `concurrency` in `probe.toml` across reloads. So `concurrency` is what the
+//! probe never exceeds, not a per-plan figure.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +34,7 @@ use std::time::Duration;
 
 use meridian_shared::check::Check;
 use meridian_shared::result::CheckResult;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 /// This probe's place among the probes of its region.
@@ -104,6 +111,125 @@ impl Execute for crate::runner::Runner {
         scheduled_ms: i64,
     ) -> impl Future<Output = CheckResult> + Send {
         self.run(check, scheduled_ms)
+    }
+}
+
+/// The probe-wide concurrency limit: permits shared by every run, resizable on reload.
+///
+/// Shrinking never interrupts a run: the permits in use are retired as their runs end, so the
+/// number running drains down to the new limit, and no new run starts above it meanwhile.
+#[derive(Debug, Clone)]
+pub struct Permits(Arc<PermitsInner>);
+
+#[derive(Debug)]
+struct PermitsInner {
+    semaphore: Arc<Semaphore>,
+    /// The limit, and permits still to retire after a shrink (held by runs when it happened).
+    state: std::sync::Mutex<PermitState>,
+}
+
+#[derive(Debug)]
+struct PermitState {
+    limit: usize,
+    owed: usize,
+}
+
+impl Permits {
+    /// `limit` permits (at least one).
+    pub fn new(limit: usize) -> Permits {
+        let limit = limit.max(1);
+        Permits(Arc::new(PermitsInner {
+            semaphore: Arc::new(Semaphore::new(limit)),
+            state: std::sync::Mutex::new(PermitState { limit, owed: 0 }),
+        }))
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.state().limit
+    }
+
+    /// Changes the limit (at least one). Growing frees permits at once; shrinking retires free
+    /// permits at once and the others when their runs end.
+    pub fn resize(&self, limit: usize) {
+        let limit = limit.max(1);
+        let mut state = self.state();
+        if limit > state.limit {
+            let grow = limit - state.limit;
+            let repaid = grow.min(state.owed);
+            state.owed -= repaid;
+            self.0.semaphore.add_permits(grow - repaid);
+        } else {
+            let shrink = state.limit - limit;
+            let retired = self.0.semaphore.forget_permits(shrink);
+            state.owed += shrink - retired;
+        }
+        state.limit = limit;
+    }
+
+    async fn acquire(&self) -> Option<Permit> {
+        let permit = self.0.semaphore.clone().acquire_owned().await.ok()?;
+        Some(Permit {
+            permit: Some(permit),
+            permits: self.clone(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PermitState> {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One run's permit: returned when the run ends (or is abandoned), or retired if the limit
+/// shrank meanwhile.
+struct Permit {
+    permit: Option<OwnedSemaphorePermit>,
+    permits: Permits,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let mut state = self.permits.state();
+        if state.owed > 0 {
+            state.owed -= 1;
+            permit.forget();
+        }
+        // Otherwise dropping `permit` gives it back.
+    }
+}
+
+/// An executor that runs a check only while holding one of `permits`: the probe-wide limit
+/// (see the module docs). The agent wraps its runner in one and hands it to the scheduler and
+/// to bursts alike.
+pub struct Limited<E> {
+    inner: E,
+    permits: Permits,
+}
+
+impl<E> Limited<E> {
+    /// `inner`, limited by `permits` (shared with every other executor built on them).
+    pub fn new(inner: E, permits: Permits) -> Limited<E> {
+        Limited { inner, permits }
+    }
+
+    /// The permits it takes.
+    pub fn permits(&self) -> &Permits {
+        &self.permits
+    }
+}
+
+impl<E: Execute> Execute for Limited<E> {
+    async fn execute(&self, check: &Check, scheduled_ms: i64) -> CheckResult {
+        // The semaphore is never closed, so this waits for a permit rather than failing; run
+        // without one if that ever changes, as a limit is not worth losing a result over.
+        let _permit = self.permits.acquire().await;
+        self.inner.execute(check, scheduled_ms).await
     }
 }
 
@@ -402,5 +528,53 @@ mod tests {
         assert_eq!(started, 3, "runs at t≈0, 20, 40");
         assert_eq!(missed, 3, "slots at t≈10, 30, 50 are missed");
         assert!(results.len() <= 3);
+    }
+
+    /// A permit if one is free within a millisecond (paused clock: at once or never).
+    async fn try_take(permits: &Permits) -> Option<Permit> {
+        tokio::time::timeout(Duration::from_millis(1), permits.acquire())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shrinking_the_limit_retires_permits_as_their_runs_end() {
+        let permits = Permits::new(3);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(try_take(&permits).await.expect("three permits"));
+        }
+        assert!(try_take(&permits).await.is_none());
+        permits.resize(1);
+        assert_eq!(permits.limit(), 1);
+        // Two of the three runs in progress end: their permits are retired, not handed out.
+        held.pop();
+        held.pop();
+        assert!(try_take(&permits).await.is_none(), "still one running");
+        held.pop();
+        let one = try_take(&permits).await.expect("the one permit left");
+        assert!(try_take(&permits).await.is_none(), "limit 1");
+        drop(one);
+
+        // Growing again hands out permits at once, and repays a debt first.
+        let a = try_take(&permits).await.expect("free");
+        permits.resize(3);
+        let b = try_take(&permits).await.expect("grown");
+        let c = try_take(&permits).await.expect("grown");
+        assert!(try_take(&permits).await.is_none());
+        permits.resize(2);
+        permits.resize(4);
+        let d = try_take(&permits)
+            .await
+            .expect("the debt was repaid from the growth");
+        assert!(try_take(&permits).await.is_none(), "four in use");
+        drop((a, b, c, d));
+        let mut again = Vec::new();
+        for _ in 0..4 {
+            again.push(try_take(&permits).await.expect("four permits, none lost"));
+        }
+        assert!(try_take(&permits).await.is_none());
+        assert_eq!(permits.limit(), 4);
     }
 }

@@ -2,7 +2,9 @@
 //! binaries on 127.0.0.1: token, enrolment, the coordinator's assignment run by the probe,
 //! results stored under the certificate's identity; `kill -9` of the coordinator mid-upload
 //! and a restart on the same data directory and port, after which every result is stored
-//! exactly once; and a probe revoked with `coordinator probe revoke`.
+//! exactly once; a network partition (a [`Relay`] cut with the coordinator up) past the QUIC
+//! idle timeout, after which the same holds and the results of the cut keep their times; and a
+//! probe revoked with `coordinator probe revoke`.
 //!
 //! The store is read through a second [`Store`] while the coordinator runs: SQLite in WAL mode
 //! lets a reader see committed transactions without blocking the writer, and opening it runs
@@ -10,23 +12,30 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_coordinator::store::Store;
 use meridian_shared::result::CheckResult;
 use meridian_tests::cli::{self, Agent};
 use meridian_tests::coordinator::{self as coord, Coordinator};
+use meridian_tests::relay::Relay;
 use meridian_tests::{OriginBuilder, TestOrigin, ZoneServer};
 
-const REGION: &str = "eu-central";
+pub(crate) const REGION: &str = "eu-central";
 const CHECK: &str = "home";
 /// How long the first results may take to reach the store.
 const FIRST_RESULTS: Duration = Duration::from_secs(15);
 /// How long catching up after the restart may take: a probe whose coordinator died without a
 /// word notices only at the QUIC idle timeout (30 s), then reconnects within a backoff step.
 const CATCH_UP: Duration = Duration::from_secs(75);
-const STOP: Duration = Duration::from_secs(10);
+/// How long a probe cut off by the relay may take to give its connection up: the QUIC idle
+/// timeout (30 s, not settable in `probe.toml`), and a margin.
+const NOTICE_CUT: Duration = Duration::from_secs(45);
+/// How long catching up after the relay is restored may take: the reconnect attempt under way
+/// retransmits its handshake within seconds (backoff starts over at 200 ms after a session).
+const CATCH_UP_RESTORED: Duration = Duration::from_secs(20);
+pub(crate) const STOP: Duration = Duration::from_secs(10);
 
 /// One test's world: DNS, origin, directories, a running coordinator and an enrolled probe.
 struct Setup {
@@ -39,11 +48,19 @@ struct Setup {
     addr: SocketAddr,
     probe_id: String,
     agent: Option<Agent>,
+    /// Between the probe and the coordinator, when the test cuts the network.
+    relay: Option<Relay>,
 }
 
 impl Setup {
     /// Starts everything up to a running `probe run` linked to the coordinator.
     async fn start() -> Setup {
+        Setup::start_with(false).await
+    }
+
+    /// Like [`Setup::start`], with the probe's link (enrolment aside) going through a
+    /// [`Relay`] when `relayed`.
+    async fn start_with(relayed: bool) -> Setup {
         let dns = ZoneServer::start().await.expect("dns");
         let origin = OriginBuilder::plain().start().await.expect("origin");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -66,37 +83,15 @@ impl Setup {
         // Restarts must find the probe where it dials: the same port.
         write(addr);
 
-        let token = coord::create_token(&data_dir, REGION).await.expect("token");
-        assert_eq!(token.ca_fingerprint.len(), 64, "{token:?}");
         let state = dir.path().join("state");
-        let out = cli::probe(&[
-            "enroll",
-            "--coordinator",
-            &addr.to_string(),
-            "--server-name",
-            "localhost",
-            "--token",
-            &token.token,
-            "--ca-fingerprint",
-            &token.ca_fingerprint,
-            "--state-dir",
-            state.to_str().expect("utf-8 path"),
-        ])
-        .await
-        .expect("probe enroll ran");
-        assert_eq!(out.code, Some(0), "probe enroll: {out:?}");
-        let probe_id = out
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("enrolled as probe "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no probe id in {out:?}"))
-            .to_owned();
-        assert!(
-            out.stdout.contains(&format!("in region {REGION}")),
-            "{out:?}"
-        );
+        let probe_id = enroll(&data_dir, addr, &state).await;
 
+        let relay = if relayed {
+            Some(Relay::start(addr).await.expect("relay"))
+        } else {
+            None
+        };
+        let dial = relay.as_ref().map_or(addr, Relay::addr);
         let probe_config = dir.path().join("probe.toml");
         std::fs::write(
             &probe_config,
@@ -108,7 +103,7 @@ results = "results.jsonl"
 
 [[coordinator]]
 name = "c1"
-address = "{addr}"
+address = "{dial}"
 server_name = "localhost"
 "#,
                 state = state.display(),
@@ -127,6 +122,7 @@ server_name = "localhost"
             addr,
             probe_id,
             agent: Some(agent),
+            relay,
         }
     }
 
@@ -177,16 +173,13 @@ server_name = "localhost"
 
     /// The complete lines of the probe's JSONL file, as result keys.
     fn jsonl(&self) -> BTreeSet<(i64, String)> {
-        let text = self.log("results.jsonl");
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-        complete
-            .lines()
-            .map(|l| {
-                let r: CheckResult =
-                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result: {e}: {l}"));
-                key(&r)
-            })
-            .collect()
+        self.jsonl_records().iter().map(key).collect()
+    }
+
+    /// The complete lines of the probe's JSONL file, in order: line `k` is the result the
+    /// probe spooled as sequence `k` (each batch is written to the file, then to the spool).
+    fn jsonl_records(&self) -> Vec<CheckResult> {
+        jsonl_records(&self.log("results.jsonl"))
     }
 
     /// Stops the probe (SIGTERM) and then the coordinator (SIGTERM), both cleanly.
@@ -230,12 +223,56 @@ server_name = "localhost"
     }
 }
 
+/// Enrols a probe in [`REGION`] with the coordinator on `data_dir` listening on `addr`
+/// (`coordinator token create`, then `probe enroll` into `state`); its id.
+pub(crate) async fn enroll(data_dir: &Path, addr: SocketAddr, state: &Path) -> String {
+    let token = coord::create_token(data_dir, REGION).await.expect("token");
+    assert_eq!(token.ca_fingerprint.len(), 64, "{token:?}");
+    let out = cli::probe(&[
+        "enroll",
+        "--coordinator",
+        &addr.to_string(),
+        "--server-name",
+        "localhost",
+        "--token",
+        &token.token,
+        "--ca-fingerprint",
+        &token.ca_fingerprint,
+        "--state-dir",
+        state.to_str().expect("utf-8 path"),
+    ])
+    .await
+    .expect("probe enroll ran");
+    assert_eq!(out.code, Some(0), "probe enroll: {out:?}");
+    let probe_id = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrolled as probe "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no probe id in {out:?}"))
+        .to_owned();
+    assert!(
+        out.stdout.contains(&format!("in region {REGION}")),
+        "{out:?}"
+    );
+    probe_id
+}
+
+/// The complete lines of a probe's JSONL file, in order.
+pub(crate) fn jsonl_records(text: &str) -> Vec<CheckResult> {
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a result: {e}: {l}")))
+        .collect()
+}
+
 /// What identifies a result across the JSONL file and the store.
-fn key(r: &CheckResult) -> (i64, String) {
+pub(crate) fn key(r: &CheckResult) -> (i64, String) {
     (r.started_ms, r.check_id.to_string())
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -326,6 +363,120 @@ async fn kill_9_of_the_coordinator_loses_and_duplicates_nothing() {
     // The clean stop flushed liveness: the listing shows when the probe was last seen.
     let row = s.listing_row().await;
     assert_ne!(row[4], "never", "{row:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_cut_off_from_a_live_coordinator_spools_and_delivers_everything_once() {
+    let mut s = Setup::start_with(true).await;
+    s.wait_stored(FIRST_RESULTS, "first results stored", |r| !r.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ended = |s: &Setup| s.log("probe.log").matches("uplink session ended").count();
+    let ended_before = ended(&s);
+    let relay = s.relay.as_ref().expect("relayed");
+    assert!(relay.forwarded() > 0, "the link goes through the relay");
+    relay.cut();
+    let cut_ms = wall_ms();
+
+    // The probe gives the connection up at its idle timeout and goes into backoff; the
+    // coordinator stays up all along. Every wait is bounded.
+    let deadline = tokio::time::Instant::now() + NOTICE_CUT;
+    while ended(&s) == ended_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the probe did not give its connection up within {NOTICE_CUT:?} of the cut\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let frozen = s.stored().await.len();
+    // Reconnect attempts under way, into the void.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.stored().await.len(),
+        frozen,
+        "nothing reaches the coordinator while cut\n{}",
+        s.logs()
+    );
+    let relay = s.relay.as_ref().expect("relayed");
+    assert!(relay.dropped() > 0);
+    relay.restore();
+    let restored_ms = wall_ms();
+
+    let produced = s.jsonl();
+    let during_cut = produced
+        .iter()
+        .filter(|(t, _)| (cut_ms..restored_ms).contains(t))
+        .count();
+    // One check a second for 30 s and more: most of them, at least.
+    assert!(
+        during_cut >= 20,
+        "the probe kept checking while cut off ({during_cut} results)\n{}",
+        s.logs()
+    );
+    s.wait_stored(CATCH_UP_RESTORED, "caught up after the restore", |stored| {
+        let keys: BTreeSet<_> = stored.iter().map(|(_, r)| key(r)).collect();
+        produced.is_subset(&keys)
+    })
+    .await;
+    s.stop().await;
+
+    // Sequences 1..=N, each the probe's k-th result exactly as it wrote it: nothing lost,
+    // nothing twice, nothing re-stamped on delivery.
+    let stored = s.stored().await;
+    assert_from_assignment(&s, &stored);
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<u64> = (1..=stored.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "sequence numbers 1..=N, no gap, no duplicate"
+    );
+    let written = s.jsonl_records();
+    assert!(
+        stored.len() >= produced.len() && stored.len() <= written.len(),
+        "{} stored, {} produced before the restore, {} written",
+        stored.len(),
+        produced.len(),
+        written.len()
+    );
+    for (seq, r) in &stored {
+        let line = &written[usize::try_from(*seq).expect("small") - 1];
+        assert_eq!(r, line, "seq {seq} is the probe's result {seq}, unchanged");
+    }
+    let mut count: BTreeMap<(i64, String), usize> = BTreeMap::new();
+    for (_, r) in &stored {
+        *count.entry(key(r)).or_default() += 1;
+    }
+    for k in &produced {
+        assert_eq!(count.get(k), Some(&1), "{k:?} stored exactly once");
+    }
+    let cut_results: Vec<&CheckResult> = stored
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| (cut_ms..restored_ms).contains(&r.started_ms))
+        .collect();
+    assert_eq!(
+        cut_results.len(),
+        during_cut,
+        "every result of the cut stored"
+    );
+    for r in cut_results {
+        assert!(
+            r.scheduled_ms < restored_ms && r.scheduled_ms <= r.started_ms,
+            "a result of the cut keeps the time it ran at: {r:?}"
+        );
+    }
+    let probe_log = s.log("probe.log");
+    assert!(
+        probe_log.matches("uplink session open").count() >= 2,
+        "the probe reconnected\n{}",
+        s.logs()
+    );
+    assert!(
+        !s.log("coordinator.log").contains("results refused"),
+        "the coordinator refused nothing\n{}",
+        s.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

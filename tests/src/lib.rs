@@ -35,6 +35,7 @@ pub mod dns;
 pub mod origin;
 pub mod probe;
 pub mod raw;
+pub mod relay;
 
 pub use dns::{ScriptedDns, ZoneServer};
 pub use origin::{OriginBuilder, TestOrigin};

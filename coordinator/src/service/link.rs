@@ -20,10 +20,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use meridian_shared::result::CheckResult;
 use meridian_shared::wire::{
     self, Ack, CoordinatorMessage, FrameDecoder, HelloAck, ProbeMessage, Reject, RejectReason,
-    ResultBatch, WireError,
+    ResultBatch, SequencedResult, WireError,
 };
 use quinn::{Connection, RecvStream, SendStream};
 use tracing::Instrument as _;
@@ -522,12 +521,13 @@ async fn ingest(
     }
     let (id, region) = (identity.probe_id.clone(), identity.region.to_string());
     // Relabelled here, where the records are owned, so the store encodes them as they are.
-    let records: Vec<(u64, CheckResult)> = accepted
+    // The burst tag stays with its record: detection and history tell burst runs apart.
+    let records: Vec<SequencedResult> = accepted
         .into_iter()
         .map(|mut r| {
             id.clone_into(&mut r.result.probe_id);
             region.clone_into(&mut r.result.region);
-            (r.seq, r.result)
+            r
         })
         .collect();
     let ingested = shared.store.ingest(id, region, records, now).await?;

@@ -48,8 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meridian_shared::result::CheckResult;
-use meridian_shared::wire::{Assignment, Command, CommandKind};
+use meridian_shared::wire::{Assignment, Command, CommandKind, SequencedResult};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::task::JoinSet;
 
@@ -234,7 +233,7 @@ struct IngestJob {
     /// Authenticated region.
     region: String,
     /// Accepted records, already relabelled with the identity above.
-    records: Vec<(u64, CheckResult)>,
+    records: Vec<SequencedResult>,
     /// When the batch arrived, Unix ms.
     received_ms: i64,
     /// Answered once the group's transaction committed (or failed).
@@ -307,7 +306,7 @@ impl StoreThread {
         &self,
         probe_id: String,
         region: String,
-        records: Vec<(u64, CheckResult)>,
+        records: Vec<SequencedResult>,
         received_ms: i64,
     ) -> Result<Ingested, ServiceError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -336,7 +335,7 @@ fn commit(store: &mut Store, group: &mut Vec<IngestJob>) {
         .max()
         .unwrap_or_default();
     let outcome = {
-        let batches: Vec<ProbeBatch<'_>> = group
+        let batches: Vec<ProbeBatch<'_, SequencedResult>> = group
             .iter()
             .map(|j| (j.probe_id.as_str(), j.region.as_str(), j.records.as_slice()))
             .collect();

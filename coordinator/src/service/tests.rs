@@ -607,6 +607,28 @@ async fn garbage_frames_are_counted_and_an_oversized_one_closes_only_that_link()
         Ok(CoordinatorMessage::Ack(a)) => assert_eq!(a.up_to_seq, 1),
         other => panic!("expected an Ack, got {other:?}"),
     }
+    // A burst run keeps its tag all the way into the store.
+    let batch = ProbeMessage::ResultBatch(ResultBatch {
+        first_seq: 2,
+        results: vec![SequencedResult {
+            seq: 2,
+            result: result(2, "x", "eu-west"),
+            burst: Some(meridian_shared::wire::BurstTag { burst_id: 9 }),
+        }],
+    });
+    tx.write_all(&wire::encode(&batch).unwrap()).await.unwrap();
+    match next_msg(&mut rx, &mut dec).await {
+        Ok(CoordinatorMessage::Ack(a)) => assert_eq!(a.up_to_seq, 2),
+        other => panic!("expected an Ack, got {other:?}"),
+    }
+    let tags: Vec<Option<u64>> = Store::open(data.path())
+        .unwrap()
+        .sequenced_results(&e.probe_id)
+        .unwrap()
+        .iter()
+        .map(|r| r.burst.map(|t| t.burst_id))
+        .collect();
+    assert_eq!(tags, [None, Some(9)]);
     let counters = service.handle.counters();
     assert_eq!(counters.garbage_frames.load(Ordering::Relaxed), 1);
     assert_eq!(counters.heartbeats.load(Ordering::Relaxed), 1);
@@ -624,10 +646,10 @@ async fn garbage_frames_are_counted_and_an_oversized_one_closes_only_that_link()
     // The service carries on.
     let (_ep2, _streams, first) = raw_session(service.addr(), &e.files.ca, cert).await;
     match first {
-        Ok(CoordinatorMessage::HelloAck(a)) => assert_eq!(a.acked_up_to_seq, Some(1)),
+        Ok(CoordinatorMessage::HelloAck(a)) => assert_eq!(a.acked_up_to_seq, Some(2)),
         other => panic!("expected a HelloAck, got {other:?}"),
     }
-    assert_eq!(stored(data.path(), &e.probe_id).len(), 1);
+    assert_eq!(stored(data.path(), &e.probe_id).len(), 2);
     service.stop().await;
 }
 

@@ -79,6 +79,16 @@ pub const MIGRATIONS: &[&str] = &[
         issued_ms   INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // v5: burst runs told from scheduled ones. `burst_id` is the `BurstTag` the probe sent with
+    // the result (the coordinator's id of the burst; the u64 stored as the i64 with the same
+    // bits), NULL for a scheduled run and for every row stored before v5, which were all
+    // counted as scheduled. A burst's runs are its probe's rows with that id in `seq` order;
+    // the wire carries no run index, so none is stored. The partial index serves "the results
+    // of burst N" and costs nothing for scheduled rows.
+    r#"
+    ALTER TABLE results ADD COLUMN burst_id INTEGER;
+    CREATE INDEX results_by_burst ON results (burst_id) WHERE burst_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -18,6 +18,11 @@
 //! MB), temp tables in memory, and WAL checkpoints every 4,000 pages (16 MiB) rather than
 //! 1,000, so fewer checkpoint fsyncs; `synchronous = FULL` is unchanged.
 //!
+//! A result carries, beside its record, the burst tag it arrived with (`burst_id`, NULL for a
+//! scheduled run): detection must tell confirmation runs from scheduled ones, in history too,
+//! so [`Store::sequenced_results`] hands it back. Burst runs are stored but not rolled up (see
+//! [`rollup`]).
+//!
 //! Deliberately absent: async. SQLite calls block; the service runs them on a dedicated
 //! thread and groups many probes' batches into one transaction.
 
@@ -29,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meridian_shared::result::CheckResult;
+use meridian_shared::wire::{BurstTag, SequencedResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use migrations::latest as latest_schema;
@@ -91,8 +97,58 @@ pub struct Ingested {
 }
 
 /// One probe's batch in a group commit ([`Store::ingest_many`]): its authenticated id and
-/// region, and its results by sequence number.
-pub type ProbeBatch<'a> = (&'a str, &'a str, &'a [(u64, CheckResult)]);
+/// region, and its results by sequence number (`(seq, result)` pairs by default, or
+/// [`SequencedResult`]s with their burst tags).
+pub type ProbeBatch<'a, R = (u64, CheckResult)> = (&'a str, &'a str, &'a [R]);
+
+/// A result as ingest takes it: its sequence number, the record, and the burst tag of a burst
+/// run. The wire's [`SequencedResult`] is one; a bare `(seq, result)` pair is a scheduled run
+/// (what callers that predate burst tags pass).
+pub trait Ingestible {
+    /// The probe's sequence number.
+    fn seq(&self) -> u64;
+    /// The record.
+    fn result(&self) -> &CheckResult;
+    /// The burst it belongs to, `None` for a scheduled run.
+    fn burst(&self) -> Option<BurstTag>;
+}
+
+impl Ingestible for SequencedResult {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn result(&self) -> &CheckResult {
+        &self.result
+    }
+    fn burst(&self) -> Option<BurstTag> {
+        self.burst
+    }
+}
+
+impl Ingestible for (u64, CheckResult) {
+    fn seq(&self) -> u64 {
+        self.0
+    }
+    fn result(&self) -> &CheckResult {
+        &self.1
+    }
+    fn burst(&self) -> Option<BurstTag> {
+        None
+    }
+}
+
+/// A burst id as stored: SQLite integers are signed, so the u64 is kept as the i64 with the
+/// same bits (ids above `i64::MAX` read back negative in SQL, and exactly in Rust).
+fn burst_to_sql(tag: BurstTag) -> i64 {
+    tag.burst_id.cast_signed()
+}
+
+/// The inverse of [`burst_to_sql`].
+fn burst_from_sql(id: i64) -> BurstTag {
+    BurstTag {
+        burst_id: id.cast_unsigned(),
+    }
+}
 
 /// A probe as the coordinator knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,11 +280,12 @@ impl Store {
     ///
     /// `probe_id` and `region` are the authenticated identity (from the client certificate):
     /// they replace whatever the results claim. Already-stored (probe, seq) pairs are skipped.
-    pub fn ingest(
+    /// Each result's burst tag (see [`Ingestible`]) is stored with it.
+    pub fn ingest<R: Ingestible>(
         &mut self,
         probe_id: &str,
         region: &str,
-        batch: &[(u64, CheckResult)],
+        batch: &[R],
         received_ms: i64,
     ) -> Result<Ingested, StoreError> {
         let outcome = self.ingest_many(&[(probe_id, region, batch)], received_ms)?;
@@ -242,10 +299,11 @@ impl Store {
     ///
     /// Each entry is `(probe_id, region, results)` with the authenticated identity, as for
     /// [`Store::ingest`]. A (probe, seq) that appears twice, even within one call, is stored
-    /// and rolled up once; the second counts as a duplicate.
-    pub fn ingest_many(
+    /// and rolled up once; the second counts as a duplicate. Burst runs are stored with their
+    /// tag and left out of the rollups.
+    pub fn ingest_many<R: Ingestible>(
         &mut self,
-        batches: &[ProbeBatch<'_>],
+        batches: &[ProbeBatch<'_, R>],
         received_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
         let path = self.path.clone();
@@ -261,8 +319,8 @@ impl Store {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO results (probe_id, seq, check_id, region, scheduled_ms, started_ms,
                        received_ms, ok, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us, total_us,
-                       status, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                       status, record, burst_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )
                 .map_err(err)?;
             let mut seen = tx
@@ -275,8 +333,9 @@ impl Store {
             let mut relabelled;
             for &(probe_id, region, batch) in batches {
                 let mut out = Ingested::default();
-                for (seq, result) in batch {
-                    let seq_i = i64::try_from(*seq).map_err(|_| StoreError::SeqOutOfRange(*seq))?;
+                for item in batch {
+                    let (seq, result, burst) = (item.seq(), item.result(), item.burst());
+                    let seq_i = i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))?;
                     // The stored record carries the authenticated identity. The service
                     // relabels before it gets here, so the copy is only for other callers.
                     let result = if result.probe_id == probe_id && result.region == region {
@@ -310,11 +369,15 @@ impl Store {
                             us(Some(p.total)),
                             result.http.as_ref().and_then(|h| h.status),
                             record.as_slice(),
+                            burst.map(burst_to_sql),
                         ])
                         .map_err(err)?;
                     if changed == 1 {
                         out.stored += 1;
-                        rollups.add(region, result);
+                        // Rollups are of scheduled runs only (see `rollup`'s module docs).
+                        if burst.is_none() {
+                            rollups.add(region, result);
+                        }
                     } else {
                         out.duplicates += 1;
                     }
@@ -443,29 +506,49 @@ impl Store {
         Ok(max.and_then(|m| u64::try_from(m).ok()))
     }
 
-    /// Stored results of a probe, in sequence order (for tests, replays and exports).
-    pub fn results(&self, probe_id: &str) -> Result<Vec<(u64, CheckResult)>, StoreError> {
+    /// Stored results of a probe, in sequence order, each with its burst tag (`None` for a
+    /// scheduled run): for detection's history, replays and exports.
+    pub fn sequenced_results(&self, probe_id: &str) -> Result<Vec<SequencedResult>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT seq, record FROM results WHERE probe_id = ?1 ORDER BY seq")
+            .prepare("SELECT seq, record, burst_id FROM results WHERE probe_id = ?1 ORDER BY seq")
             .map_err(|e| self.sqlite(e))?;
         let rows = stmt
             .query_map([probe_id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
             })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, blob) = row.map_err(|e| self.sqlite(e))?;
+            let (seq, blob, burst) = row.map_err(|e| self.sqlite(e))?;
             // A record this build cannot decode (written by a newer one) is skipped, not fatal.
             match rmp_serde::from_slice::<CheckResult>(&blob) {
-                Ok(r) => out.push((u64::try_from(seq).unwrap_or_default(), r)),
+                Ok(result) => out.push(SequencedResult {
+                    seq: u64::try_from(seq).unwrap_or_default(),
+                    result,
+                    burst: burst.map(burst_from_sql),
+                }),
                 Err(e) => {
                     tracing::warn!(probe_id, seq, error = %e, "stored result not decodable; skipped")
                 }
             }
         }
         Ok(out)
+    }
+
+    /// [`Store::sequenced_results`] without the burst tags, as `(seq, result)` pairs: for
+    /// callers that only look at the records. Anything that must tell burst runs from
+    /// scheduled ones (detection) reads `sequenced_results`.
+    pub fn results(&self, probe_id: &str) -> Result<Vec<(u64, CheckResult)>, StoreError> {
+        Ok(self
+            .sequenced_results(probe_id)?
+            .into_iter()
+            .map(|r| (r.seq, r.result))
+            .collect())
     }
 
     /// Per-minute p50/p90/p99 of one phase of a check in a region, for minutes starting in

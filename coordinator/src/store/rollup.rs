@@ -5,6 +5,14 @@
 //!
 //! Sketches are stored in DDSketch's portable (Java-compatible) binary encoding. A phase value
 //! of zero ("did not apply": no TLS on plain HTTP, no DNS for an IP literal) is not recorded.
+//!
+//! Only scheduled runs are rolled up; burst runs are not (ingest never hands them to
+//! [`Pending::add`]). Decision: scheduled runs sample every minute at the same rate, which is
+//! what makes a minute's quantiles comparable with the next; a burst adds up to 255 extra
+//! samples exactly when something already looked wrong, so counting them would pull the
+//! quantiles of incident minutes towards the failing runs and weigh incidents more than calm
+//! periods in any merged range. Burst results stay in `results` with their `burst_id` for
+//! detection and for as long as raw results are kept.
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,7 @@
 use super::*;
 use meridian_shared::check::CheckId;
 use meridian_shared::result::Phases;
+use meridian_shared::wire::{BurstTag, SequencedResult};
 use proptest::prelude::*;
 
 fn result(check: &str, started_ms: i64) -> CheckResult {
@@ -341,4 +342,154 @@ fn group_commit_stores_each_probe_seq_once_and_rolls_up_once() {
         .unwrap();
     assert_eq!(total.count, 30);
     assert_eq!(store.probe("p1").unwrap().unwrap().last_seen_ms, Some(6));
+}
+
+fn sequenced(seq: u64, started_ms: i64, burst: Option<u64>) -> SequencedResult {
+    SequencedResult {
+        seq,
+        result: result("home", started_ms),
+        burst: burst.map(|burst_id| BurstTag { burst_id }),
+    }
+}
+
+#[test]
+fn a_v4_database_gains_burst_columns_and_keeps_its_results_as_scheduled_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // A database as a v4 coordinator left it, holding one result.
+        let mut conn = Connection::open(dir.path().join("meridian.db")).unwrap();
+        for (i, sql) in migrations::MIGRATIONS[..4].iter().enumerate() {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut old = result("home", 1_000);
+        "p1".clone_into(&mut old.probe_id);
+        "me-south".clone_into(&mut old.region);
+        let record = rmp_serde::to_vec_named(&old).unwrap();
+        conn.execute(
+            "INSERT INTO results (probe_id, seq, check_id, region, scheduled_ms, started_ms,
+               received_ms, ok, total_us, record)
+             VALUES ('p1', 1, 'home', 'me-south', 1000, 1000, 2000, 1, 410000, ?1)",
+            [record],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(latest_schema(), 5);
+    let columns: Vec<String> = store
+        .conn
+        .prepare("SELECT name FROM pragma_table_info('results')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(columns.iter().any(|c| c == "burst_id"), "{columns:?}");
+    // The v4 row reads back as a scheduled run; new rows carry their tags next to it.
+    store
+        .ingest(
+            "p1",
+            "me-south",
+            &[sequenced(2, 2_000, Some(9)), sequenced(3, 3_000, None)],
+            4_000,
+        )
+        .unwrap();
+    let got: Vec<(u64, Option<u64>)> = store
+        .sequenced_results("p1")
+        .unwrap()
+        .iter()
+        .map(|r| (r.seq, r.burst.map(|b| b.burst_id)))
+        .collect();
+    assert_eq!(got, [(1, None), (2, Some(9)), (3, None)]);
+    drop(store);
+    // Reopening does not migrate again.
+    assert_eq!(
+        Store::open(dir.path()).unwrap().schema_version().unwrap(),
+        5
+    );
+}
+
+#[test]
+fn burst_tags_round_trip_and_burst_runs_stay_out_of_the_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    // Scheduled runs at seq 1 and 4; a burst's three runs between them, and a burst id beyond
+    // i64::MAX (SQLite's integers are signed).
+    let batch = vec![
+        sequenced(1, 1_000, None),
+        sequenced(2, 2_000, Some(42)),
+        sequenced(3, 3_000, Some(42)),
+        sequenced(4, 4_000, None),
+        sequenced(5, 5_000, Some(u64::MAX)),
+    ];
+    assert_eq!(
+        store.ingest("p1", "me-south", &batch, 10_000).unwrap(),
+        Ingested {
+            stored: 5,
+            duplicates: 0
+        }
+    );
+    // A redelivery, even one that lost its tag on the way, keeps what was stored first.
+    let again = vec![sequenced(2, 2_000, None), sequenced(6, 6_000, Some(42))];
+    let each = store
+        .ingest_many(&[("p1", "me-south", again.as_slice())], 11_000)
+        .unwrap();
+    assert_eq!(
+        each,
+        [Ingested {
+            stored: 1,
+            duplicates: 1
+        }]
+    );
+
+    let stored = store.sequenced_results("p1").unwrap();
+    let tags: Vec<(u64, Option<u64>)> = stored
+        .iter()
+        .map(|r| (r.seq, r.burst.map(|b| b.burst_id)))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            (1, None),
+            (2, Some(42)),
+            (3, Some(42)),
+            (4, None),
+            (5, Some(u64::MAX)),
+            (6, Some(42)),
+        ]
+    );
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.result.probe_id == "p1" && r.result.region == "me-south")
+    );
+    // The pair view is the same records without tags.
+    let pairs = store.results("p1").unwrap();
+    assert_eq!(
+        pairs,
+        stored
+            .iter()
+            .map(|r| (r.seq, r.result.clone()))
+            .collect::<Vec<_>>()
+    );
+    // The burst's rows are found by its id through the partial index.
+    let burst_rows: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM results WHERE burst_id = ?1",
+            [42],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(burst_rows, 3);
+    // Only the two scheduled runs are rolled up.
+    let total = store
+        .rollup_range("home", "me-south", "total", 0, 60_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(total.count, 2);
 }

@@ -23,6 +23,13 @@ pub(super) fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The cursor name of a directory entry that is a cursor file (`cursor-NAME`).
+pub(super) fn parse_name(file_name: &str) -> Option<&str> {
+    file_name
+        .strip_prefix(PREFIX)
+        .filter(|name| valid_name(name))
+}
+
 /// Whether a directory entry is a temporary cursor file left by a crash mid-write.
 pub(super) fn is_leftover_tmp(file_name: &str) -> bool {
     file_name.starts_with(PREFIX) && file_name.ends_with(TMP_SUFFIX)
@@ -61,6 +68,15 @@ pub(super) fn store(dir: &Path, path: &Path, acked: u64) -> Result<(), SpoolErro
     file.sync_all().map_err(io_err("fsync", &tmp))?;
     fs::rename(&tmp, path).map_err(io_err("rename", path))?;
     sync_dir(dir)
+}
+
+/// Deletes the cursor file at `path` (in `dir`), durably; a missing file is already deleted.
+pub(super) fn remove(dir: &Path, path: &Path) -> Result<(), SpoolError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
 }
 
 /// Makes the directory's entries (creations, renames) durable.

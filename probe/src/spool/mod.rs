@@ -58,6 +58,15 @@
 //!   acknowledged entirely are deleted. With no cursor declared nothing is collected; the bounds
 //!   still hold.
 //!
+//! # Which cursors exist
+//! Exactly the declared ones: the names given to [`Spool::open`], or later to
+//! [`Spool::set_cursors`] (a reload of `probe.toml` that adds or removes coordinators). A name
+//! no longer declared is forgotten and its file deleted, at open as at a reload, so a removed
+//! coordinator never holds back garbage collection, and a coordinator added later under the
+//! same name starts from the oldest retained record instead of inheriting a stranger's
+//! position. That costs nothing when it is the same coordinator: its `HelloAck` says what it
+//! already stores, and the uplink moves the new cursor there before sending anything.
+//!
 //! # Recovery
 //! On open every segment is scanned and every record's checksum checked (a full 256 MiB spool is
 //! read once at start-up). A bad record in the last segment is what a crash mid-write leaves: the
@@ -192,6 +201,15 @@ pub struct CursorStats {
     pub lag: u64,
 }
 
+/// What [`Spool::set_cursors`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CursorChanges {
+    /// Cursors declared now that were not before.
+    pub added: Vec<String>,
+    /// Cursors forgotten, their files deleted.
+    pub removed: Vec<String>,
+}
+
 /// One segment file, as far as the spool knows it.
 #[derive(Debug)]
 struct Segment {
@@ -298,6 +316,9 @@ impl Spool {
         }
 
         let mut firsts = Vec::new();
+        // Undeclared cursors are deleted (see "Which cursors exist"), but what they had
+        // acknowledged still counts for numbering (below).
+        let mut forgotten_acked = 0;
         for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
             let entry = entry.map_err(io_err("list", &dir))?;
             let name = entry.file_name();
@@ -307,6 +328,17 @@ impl Spool {
             } else if cursor::is_leftover_tmp(name) {
                 let path = entry.path();
                 fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            } else if let Some(cursor_name) = cursor::parse_name(name)
+                && !cursors.contains_key(cursor_name)
+            {
+                let path = entry.path();
+                forgotten_acked =
+                    forgotten_acked.max(cursor::load(&path).ok().flatten().unwrap_or(0));
+                cursor::remove(&dir, &path)?;
+                tracing::info!(
+                    cursor = cursor_name,
+                    "spool: cursor of a coordinator no longer configured deleted"
+                );
             }
         }
         firsts.sort_unstable();
@@ -355,7 +387,12 @@ impl Spool {
 
         // Never reuse a number a coordinator may have seen: a cursor that acknowledged beyond
         // what is on disk (only possible if the disk lost synced data) pushes numbering past it.
-        let max_acked = cursors.values().map(|c| c.acked).max().unwrap_or(0);
+        let max_acked = cursors
+            .values()
+            .map(|c| c.acked)
+            .max()
+            .unwrap_or(0)
+            .max(forgotten_acked);
         let next_seq = segments
             .back()
             .map_or(1, |s| s.next_seq)
@@ -564,6 +601,67 @@ impl Spool {
         cursor::store(&dir, &c.path, up_to)?;
         c.acked = up_to;
         self.collect_garbage()
+    }
+
+    /// Declares exactly `names` as the cursors, as [`Spool::open`] would (a reload of
+    /// `probe.toml`): a new name starts from its cursor file if it has one, else with nothing
+    /// acknowledged; a name no longer declared is forgotten and its file deleted, and the
+    /// segments only it held back are collected at once. Names are checked before anything
+    /// changes; on an I/O error the cursors added so far stay declared, and so do the removed
+    /// ones not yet deleted.
+    pub fn set_cursors<S: AsRef<str>>(&mut self, names: &[S]) -> Result<CursorChanges, SpoolError> {
+        let mut wanted: Vec<&str> = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name.as_ref();
+            if !cursor::valid_name(name) {
+                return Err(SpoolError::InvalidCursorName(name.to_owned()));
+            }
+            if wanted.contains(&name) {
+                return Err(SpoolError::DuplicateCursor(name.to_owned()));
+            }
+            wanted.push(name);
+        }
+        let mut changes = CursorChanges::default();
+        for name in &wanted {
+            if !self.cursors.contains_key(*name) {
+                let path = cursor::path(&self.dir, name);
+                let acked = cursor::load(&path)?.unwrap_or(0).min(self.next_seq - 1);
+                self.cursors
+                    .insert((*name).to_owned(), Cursor { acked, path });
+                changes.added.push((*name).to_owned());
+            }
+        }
+        let gone: Vec<String> = self
+            .cursors
+            .keys()
+            .filter(|n| !wanted.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(c) = self.cursors.get(&name) {
+                cursor::remove(&self.dir, &c.path)?;
+            }
+            self.cursors.remove(&name);
+            changes.removed.push(name);
+        }
+        if !changes.removed.is_empty() {
+            self.collect_garbage()?;
+        }
+        Ok(changes)
+    }
+
+    /// Replaces the bounds and policy (a reload of `probe.toml`), checked as at open. They
+    /// apply from the next `append` or `expire`: segments already written keep their size, and
+    /// a smaller `max_bytes` drops the oldest segments at the next append.
+    pub fn set_config(&mut self, config: SpoolConfig) -> Result<(), SpoolError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The bounds and policy in force.
+    pub fn config(&self) -> &SpoolConfig {
+        &self.config
     }
 
     /// A snapshot of counts and positions.

@@ -225,6 +225,145 @@ fn cursors_progress_independently_and_gc_waits_for_the_slowest() {
     assert_eq!(segment_files(dir.path()).len(), stats.segments);
 }
 
+fn cursor_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("cursor-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_removed_cursor_stops_holding_back_collection_and_an_added_one_starts_at_the_oldest_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), small());
+    append_n(&mut spool, 30);
+    spool.ack("coord-a", 30).unwrap();
+    spool.ack("coord-b", 5).unwrap();
+    let segments = spool.stats().segments;
+    assert!(segments > 3, "coord-b holds them back: {segments}");
+
+    // coord-b leaves the configuration: its file goes, and so do the segments it held back.
+    let changes = spool.set_cursors(&["coord-a"]).unwrap();
+    assert_eq!(
+        changes,
+        CursorChanges {
+            added: vec![],
+            removed: vec!["coord-b".into()]
+        }
+    );
+    assert_eq!(cursor_files(dir.path()), ["cursor-coord-a"]);
+    assert_eq!(spool.stats().segments, 1, "everything coord-a acknowledged");
+    assert!(matches!(
+        spool.ack("coord-b", 6),
+        Err(SpoolError::UnknownCursor(_))
+    ));
+
+    // coord-c joins: it is sent everything still retained, nothing is collected before it
+    // acknowledges, and its position survives a reopen with the new names.
+    append_n(&mut spool, 5);
+    let changes = spool.set_cursors(&["coord-a", "coord-c"]).unwrap();
+    assert_eq!(changes.added, ["coord-c"]);
+    assert!(changes.removed.is_empty());
+    let stats = spool.stats();
+    let unsent = seqs(&spool.read_from("coord-c", 100, 1 << 20).unwrap());
+    assert_eq!(unsent.first().copied(), stats.oldest_seq);
+    assert_eq!(unsent.last(), Some(&35));
+    spool.ack("coord-c", 33).unwrap();
+    drop(spool);
+    let spool = Spool::open(dir.path(), &["coord-a", "coord-c"], small()).unwrap();
+    let acked: Vec<(String, u64)> = spool
+        .stats()
+        .cursors
+        .into_iter()
+        .map(|c| (c.name, c.acked))
+        .collect();
+    assert_eq!(acked, [("coord-a".into(), 30), ("coord-c".into(), 33)]);
+}
+
+#[test]
+fn set_cursors_checks_every_name_before_changing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), small());
+    append_n(&mut spool, 3);
+    spool.ack("coord-b", 2).unwrap();
+    assert!(matches!(
+        spool.set_cursors(&["coord-a", "new", "new"]),
+        Err(SpoolError::DuplicateCursor(n)) if n == "new"
+    ));
+    assert!(matches!(
+        spool.set_cursors(&["coord-a", "no/slash"]),
+        Err(SpoolError::InvalidCursorName(_))
+    ));
+    let names: Vec<String> = spool.stats().cursors.into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["coord-a", "coord-b"]);
+    assert_eq!(cursor_files(dir.path()), ["cursor-coord-b"]);
+    // Declaring the same names again changes nothing.
+    assert_eq!(
+        spool.set_cursors(&["coord-b", "coord-a"]).unwrap(),
+        CursorChanges::default()
+    );
+}
+
+#[test]
+fn opening_forgets_the_cursors_of_coordinators_no_longer_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), small());
+    append_n(&mut spool, 10);
+    spool.ack("coord-a", 10).unwrap();
+    spool.ack("coord-b", 4).unwrap();
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), &["coord-a"], small()).unwrap();
+    assert_eq!(cursor_files(dir.path()), ["cursor-coord-a"]);
+    // Only coord-a counts now: its next ack collects what coord-b held back.
+    append_n(&mut spool, 1);
+    spool.ack("coord-a", 11).unwrap();
+    assert_eq!(spool.stats().segments, 1);
+    assert_eq!(spool.stats().next_seq, 12);
+}
+
+#[test]
+fn new_bounds_apply_from_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = open(dir.path(), small());
+    for i in 0..20 {
+        spool.append(&payload(i), at(0)).unwrap();
+    }
+    let bad = SpoolConfig {
+        segment_bytes: 2 << 20,
+        ..small()
+    };
+    assert!(matches!(
+        spool.set_config(bad),
+        Err(SpoolError::InvalidConfig(_))
+    ));
+    assert_eq!(
+        spool.config(),
+        &small(),
+        "a refused configuration changes nothing"
+    );
+    spool.expire(at(61)).unwrap();
+    assert_eq!(
+        spool.stats().dropped_records,
+        0,
+        "a minute is nothing to 7 days"
+    );
+    let shorter = SpoolConfig {
+        max_age: Duration::from_secs(60),
+        ..small()
+    };
+    spool.set_config(shorter.clone()).unwrap();
+    assert_eq!(spool.config(), &shorter);
+    spool.expire(at(61)).unwrap();
+    let stats = spool.stats();
+    assert!(
+        stats.dropped_records > 0 && stats.oldest_seq > Some(1),
+        "the sealed segments are past the new age bound: {stats:?}"
+    );
+}
+
 /// Byte offsets where each record of a fresh single-segment spool ends.
 fn record_ends(n: u64) -> Vec<u64> {
     let mut end = 0;

@@ -12,13 +12,20 @@
 //! The spool is synchronous: it is shared as `Arc<Mutex<Spool>>` and only touched from
 //! `spawn_blocking`.
 //!
-//! What coordinators send back reaches the agent without the uplink applying it: the newest
-//! `Assignment` (highest version, whichever coordinator sent it) is published on a
-//! `tokio::sync::watch` ([`Uplink::assignments`]), and `Burst` and `Reload` commands go down an
-//! mpsc ([`Uplink::take_commands`]) with a reply channel back to the session that received
-//! them, which sends the `CommandDone`. A `Ping` never leaves the session: it is answered with
-//! a `Pong` at once, stamped with the wall clock when the frame was decoded and when the pong
-//! is sent.
+//! What coordinators send back reaches the agent without the uplink applying it: each
+//! coordinator's newest usable `Assignment` (versions compared per coordinator: each numbers
+//! its own) is published in a [`Held`] on a `tokio::sync::watch` ([`Uplink::assignments`]),
+//! and `Burst` and `Reload` commands go down an mpsc ([`Uplink::take_commands`]) with a reply
+//! channel back to the session that received them, which sends the `CommandDone`. A `Ping`
+//! never leaves the session: it is answered with a `Pong` at once, stamped with the wall clock
+//! when the frame was decoded and when the pong is sent.
+//!
+//! A coordinator is sent only the results of the checks it assigned and that run as it
+//! assigned them ([`crate::assignment::deliverable`]), plus, until the next change, those of
+//! its previous set that no coordinator runs any more (the coordinator accepts its current and
+//! previous assignment's checks); other records are skipped and its cursor moves past them. Until a coordinator's assignment is
+//! known (it sends one right after `HelloAck`), its session sends no batch, since nothing
+//! would be accepted.
 
 mod session;
 #[cfg(test)]
@@ -39,6 +46,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::assignment::Held;
 use crate::spool::Spool;
 
 /// What the agent appends to the spool for every result: named MessagePack of this struct.
@@ -181,6 +189,8 @@ pub struct LinkStatus {
     pub failures: AtomicU64,
     /// Batches sent.
     pub batches_sent: AtomicU64,
+    /// Records not sent because this coordinator did not assign their check.
+    pub skipped: AtomicU64,
     /// The highest sequence this coordinator acknowledged (the cursor).
     pub acked: AtomicU64,
     /// Set when the coordinator refused the probe for good and the task stopped.
@@ -226,8 +236,8 @@ pub struct Uplink {
     tasks: JoinSet<()>,
     /// Tells the tasks to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
-    /// The newest assignment received (or the one the uplink started with).
-    assignments: watch::Receiver<Option<Arc<Assignment>>>,
+    /// Each coordinator's newest assignment (or the one the uplink started with).
+    assignments: watch::Receiver<Held>,
     /// Commands for the agent, until taken.
     commands: Option<mpsc::Receiver<InboundCommand>>,
 }
@@ -236,19 +246,24 @@ impl Uplink {
     /// Loads the TLS files and starts one task per target. The spool must have been opened with
     /// a cursor named after each target. Must be called inside a tokio runtime.
     pub fn start(config: UplinkConfig, spool: Arc<Mutex<Spool>>) -> Result<Uplink, UplinkError> {
-        Uplink::start_from(config, spool, None)
+        Uplink::start_from(config, spool, &Held::default())
     }
 
-    /// Like [`Uplink::start`], for a probe already running `running` (restored from disk): its
-    /// version goes in every `Hello`, and only a higher version is published as new.
+    /// Like [`Uplink::start`], for a probe already running what `running` holds (restored from
+    /// disk): each coordinator's version goes in its `Hello`, only a higher version from it is
+    /// published as new, and its results are delivered by it from the start.
     pub fn start_from(
         config: UplinkConfig,
         spool: Arc<Mutex<Spool>>,
-        running: Option<Arc<Assignment>>,
+        running: &Held,
     ) -> Result<Uplink, UplinkError> {
         let client = client_config(&config)?;
         let (shutdown, rx) = tokio::sync::watch::channel(false);
-        let (assignment_tx, assignments) = watch::channel(running);
+        let mut held = Held::new(config.targets.iter().map(|t| t.name.clone()));
+        for (name, a) in running.iter() {
+            held.offer(name, a.clone());
+        }
+        let (assignment_tx, assignments) = watch::channel(held);
         let assignment_tx = Arc::new(assignment_tx);
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let mut links = Vec::new();
@@ -280,8 +295,8 @@ impl Uplink {
         })
     }
 
-    /// The newest assignment: `changed()` fires when a coordinator sends a higher version.
-    pub fn assignments(&self) -> watch::Receiver<Option<Arc<Assignment>>> {
+    /// Each coordinator's newest assignment: `changed()` fires when one sends a higher version.
+    pub fn assignments(&self) -> watch::Receiver<Held> {
         self.assignments.clone()
     }
 
@@ -403,19 +418,15 @@ impl Backoff {
     }
 }
 
-/// Publishes `assignment` if it is newer than the one held; whether it was.
+/// Publishes `assignment` as `coordinator`'s if it is newer than the one held from it;
+/// whether it was.
 pub(crate) fn offer(
-    latest: &watch::Sender<Option<Arc<Assignment>>>,
+    latest: &watch::Sender<Held>,
+    coordinator: &str,
     assignment: Assignment,
 ) -> bool {
-    latest.send_if_modified(|held| {
-        if held.as_ref().is_none_or(|h| assignment.version > h.version) {
-            *held = Some(Arc::new(assignment));
-            true
-        } else {
-            false
-        }
-    })
+    let assignment = Arc::new(assignment);
+    latest.send_if_modified(|held| held.offer(coordinator, assignment.clone()))
 }
 
 /// Counts `n` more on `counter`.

@@ -5,18 +5,21 @@
 //! so up to `max_in_flight` batches travel before their acks; the cursor moves only on an
 //! `Ack`, so a session that dies with batches in flight re-sends them next time and the
 //! coordinator's idempotent ingest stores them once. A record the probe cannot decode (a
-//! payload from a newer build) is skipped and acknowledged along with its neighbours.
+//! payload from a newer build) is skipped and acknowledged along with its neighbours, and so
+//! is a record of a check this coordinator did not assign ([`Deliver`]); no batch is sent
+//! before the coordinator's assignment is known.
 //!
 //! Deliberately absent: anything that reads a clock other than through tokio (the heartbeat's
 //! wall-clock stamp aside).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use meridian_shared::check::CheckId;
 use meridian_shared::wire::{
-    self, Assignment, CommandDone, CommandKind, CoordinatorMessage, FrameDecoder, Heartbeat, Hello,
-    Pong, ProbeMessage, Reject, RejectReason, ResultBatch, SequencedResult, WireError,
+    self, CommandDone, CommandKind, CoordinatorMessage, FrameDecoder, Heartbeat, Hello, Pong,
+    ProbeMessage, Reject, RejectReason, ResultBatch, SequencedResult, WireError,
 };
 use quinn::{RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
@@ -25,6 +28,7 @@ use tracing::Instrument as _;
 use super::{
     Backoff, InboundCommand, LinkStatus, SpooledResult, Target, UplinkConfig, bump, offer,
 };
+use crate::assignment::{self, Held};
 use crate::spool::{Record, Spool, SpoolError};
 
 /// The coordinator's close code for a revoked probe (its `service::close::REVOKED`; the probe
@@ -43,8 +47,8 @@ pub(super) struct Link {
     pub(super) spool: Arc<Mutex<Spool>>,
     /// Reported progress.
     pub(super) status: Arc<LinkStatus>,
-    /// The newest assignment any coordinator sent.
-    pub(super) assignment: Arc<watch::Sender<Option<Arc<Assignment>>>>,
+    /// Every coordinator's newest assignment.
+    pub(super) assignment: Arc<watch::Sender<Held>>,
     /// Burst and reload commands, for the agent.
     pub(super) commands: mpsc::Sender<InboundCommand>,
 }
@@ -110,10 +114,11 @@ pub(super) async fn run(link: Link, mut shutdown: watch::Receiver<bool>) {
         tracing::info_span!("uplink", coordinator = %link.target.name, addr = %link.target.addr);
     async move {
         let mut backoff = Backoff::new(link.config.backoff_min, link.config.backoff_max);
+        let mut deliver = Deliver::new(link.assignment.subscribe(), &link.target.name);
         while !*shutdown.borrow() {
             let mut established = false;
             let outcome = tokio::select! {
-                r = session(&link, &mut established) => r,
+                r = session(&link, &mut deliver, &mut established) => r,
                 _ = shutdown.changed() => break,
             };
             link.status
@@ -234,7 +239,81 @@ struct InFlight {
     read: u64,
 }
 
-async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError> {
+/// Which records go to one coordinator, decided when they are sent: results of the checks it
+/// assigned that run as it assigned them ([`assignment::deliverable`]), and, until the next
+/// change, those of the set before that no coordinator runs any more (results still in the
+/// spool from before the change, which the coordinator accepts as its previous assignment's).
+/// Kept across sessions.
+///
+/// Deciding at send time rather than when a result is produced is exact except around a change
+/// for a check id that keeps running: a record produced just before is judged by the new set
+/// (with one coordinator, or coordinators agreeing on their checks, there is no such case).
+pub(super) struct Deliver {
+    /// Every coordinator's assignment, as published.
+    held: watch::Receiver<Held>,
+    /// The coordinator's name.
+    name: String,
+    /// The checks delivered now; `None` until the coordinator's assignment is known.
+    current: Option<BTreeSet<CheckId>>,
+    /// The checks delivered before the last change.
+    previous: BTreeSet<CheckId>,
+    /// Every check id some coordinator assigns now (runs now).
+    running: BTreeSet<CheckId>,
+}
+
+impl Deliver {
+    pub(super) fn new(held: watch::Receiver<Held>, name: &str) -> Deliver {
+        let mut d = Deliver {
+            held,
+            name: name.to_owned(),
+            current: None,
+            previous: BTreeSet::new(),
+            running: BTreeSet::new(),
+        };
+        d.take_in();
+        d
+    }
+
+    /// Takes in a newly published assignment, if any.
+    pub(super) fn refresh(&mut self) {
+        if self.held.has_changed().unwrap_or(false) {
+            self.take_in();
+        }
+    }
+
+    fn take_in(&mut self) {
+        let held = self.held.borrow_and_update();
+        let next = assignment::deliverable(&held, &self.name);
+        self.running = held
+            .iter()
+            .flat_map(|(_, a)| a.checks.iter().map(|c| c.id.clone()))
+            .collect();
+        drop(held);
+        if next != self.current {
+            if let Some(current) = self.current.take() {
+                self.previous = current;
+            }
+            self.current = next;
+        }
+    }
+
+    /// Whether the coordinator's assignment is known (before that, nothing is sent).
+    pub(super) fn ready(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Whether results of `check` go to this coordinator.
+    pub(super) fn allows(&self, check: &CheckId) -> bool {
+        self.current.as_ref().is_some_and(|c| c.contains(check))
+            || (self.previous.contains(check) && !self.running.contains(check))
+    }
+}
+
+async fn session(
+    link: &Link,
+    deliver: &mut Deliver,
+    established: &mut bool,
+) -> Result<(), SessionError> {
     let cfg = &link.config;
     let cursor = link.target.name.clone();
     let endpoint = endpoint(&link.target)?;
@@ -252,7 +331,11 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
     let hello = ProbeMessage::Hello(Hello {
         version: wire::PROTOCOL_VERSION,
         probe_version: env!("CARGO_PKG_VERSION").to_string(),
-        assignment_version: link.assignment.borrow().as_ref().map(|a| a.version),
+        assignment_version: link
+            .assignment
+            .borrow()
+            .get(&link.target.name)
+            .map(|a| a.version),
         spool_next_seq: next_seq,
     });
     send(&mut tx, &hello).await?;
@@ -309,14 +392,28 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut drained = false;
-        if in_flight.len() < cfg.max_in_flight.max(1) {
+        deliver.refresh();
+        if deliver.ready() && in_flight.len() < cfg.max_in_flight.max(1) {
             let (after, n, bytes) = (sent, cfg.batch_records.max(1), cfg.batch_bytes);
             let records = with_spool(&link.spool, move |s| s.read_after(after, n, bytes)).await?;
             match records.last().map(|r| r.seq) {
                 None => drained = true,
                 Some(read) => {
                     let first_seq = sent + 1;
-                    let results = to_results(records);
+                    let mut results = to_results(records);
+                    let decoded = results.len();
+                    results.retain(|r| deliver.allows(&r.result.check_id));
+                    let skipped = (decoded - results.len()) as u64;
+                    if skipped > 0 {
+                        link.status
+                            .skipped
+                            .fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(
+                            skipped,
+                            up_to = read,
+                            "results of checks this coordinator did not assign skipped"
+                        );
+                    }
                     let highest = results.last().map(|r| r.seq);
                     if let Some(highest) = highest {
                         send_batch(&mut tx, first_seq, results).await?;
@@ -341,7 +438,9 @@ async fn session(link: &Link, established: &mut bool) -> Result<(), SessionError
             msg = msgs.recv() => match msg {
                 Some((Ok(CoordinatorMessage::Assignment(a)), _)) => {
                     let version = a.version;
-                    if offer(&link.assignment, a) {
+                    if let Some(problem) = assignment::problem(&a) {
+                        tracing::warn!(version, %problem, "assignment refused; keeping the current one");
+                    } else if offer(&link.assignment, &link.target.name, a) {
                         tracing::info!(version, "new assignment");
                     } else {
                         tracing::debug!(version, "assignment not newer than the one held; ignored");

@@ -92,22 +92,84 @@ fn burst_tags_travel_from_the_spool_record_to_the_batch() {
 }
 
 #[test]
-fn only_a_higher_assignment_version_is_published() {
-    let (tx, mut rx) = tokio::sync::watch::channel(None);
+fn only_a_higher_version_from_the_same_coordinator_is_published() {
+    let held = crate::assignment::Held::new(["c1".to_string(), "c2".to_string()]);
+    let (tx, mut rx) = tokio::sync::watch::channel(held);
     let a = |version| meridian_shared::wire::Assignment {
         version,
         slot: 0,
         slots: 1,
         checks: Vec::new(),
     };
-    assert!(super::offer(&tx, a(3)));
+    assert!(super::offer(&tx, "c1", a(3)));
     assert!(rx.has_changed().unwrap());
     rx.borrow_and_update();
-    assert!(!super::offer(&tx, a(3)), "the same version again");
-    assert!(!super::offer(&tx, a(2)), "an older one");
+    assert!(!super::offer(&tx, "c1", a(3)), "the same version again");
+    assert!(!super::offer(&tx, "c1", a(2)), "an older one");
+    assert!(
+        !super::offer(&tx, "c9", a(7)),
+        "a coordinator not configured"
+    );
     assert!(!rx.has_changed().unwrap());
-    assert!(super::offer(&tx, a(4)));
-    assert_eq!(rx.borrow().as_ref().map(|a| a.version), Some(4));
+    assert!(super::offer(&tx, "c2", a(1)), "c2 numbers its own versions");
+    assert!(super::offer(&tx, "c1", a(4)));
+    let versions = |c: &str| rx.borrow().get(c).map(|a| a.version);
+    assert_eq!((versions("c1"), versions("c2")), (Some(4), Some(1)));
+}
+
+#[test]
+fn a_coordinator_is_delivered_its_checks_and_until_the_next_change_its_dropped_ones() {
+    use crate::assignment::Held;
+    use std::sync::Arc;
+    let check = |id: &str| meridian_shared::check::Check {
+        id: CheckId::parse(id).unwrap(),
+        interval: Duration::from_secs(30),
+        spec: meridian_shared::check::CheckSpec::Dns(meridian_shared::check::DnsCheck::new(
+            "example.test",
+            meridian_shared::check::RecordType::A,
+            meridian_shared::check::ResolverSpec::System,
+        )),
+    };
+    let a = |version, ids: &[&str]| {
+        Arc::new(meridian_shared::wire::Assignment {
+            version,
+            slot: 0,
+            slots: 1,
+            checks: ids.iter().map(|id| check(id)).collect(),
+        })
+    };
+    let id = |s: &str| CheckId::parse(s).unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(Held::new(["c1".to_string(), "c2".to_string()]));
+    let mut d = super::session::Deliver::new(rx, "c1");
+    assert!(
+        !d.ready(),
+        "nothing is sent before c1's assignment is known"
+    );
+    tx.send_modify(|h| assert!(h.offer("c2", a(1, &["other"]))));
+    d.refresh();
+    assert!(!d.ready(), "c2's assignment says nothing about c1");
+    tx.send_modify(|h| assert!(h.offer("c1", a(1, &["web", "dns"]))));
+    d.refresh();
+    assert!(d.ready());
+    assert!(d.allows(&id("web")) && d.allows(&id("dns")));
+    assert!(!d.allows(&id("other")), "c2's check is not c1's data");
+    tx.send_modify(|h| assert!(h.offer("c1", a(2, &["api"]))));
+    d.refresh();
+    assert!(d.allows(&id("api")));
+    assert!(
+        d.allows(&id("web")),
+        "the previous assignment's results still go"
+    );
+    tx.send_modify(|h| assert!(h.offer("c1", a(3, &["api", "x"]))));
+    d.refresh();
+    assert!(!d.allows(&id("web")), "two changes back: no longer");
+    assert!(!d.allows(&id("other")));
+    // A check c1 drops but c2 still runs: c2's from now on, not c1's grace.
+    tx.send_modify(|h| assert!(h.offer("c2", a(2, &["other", "x"]))));
+    tx.send_modify(|h| assert!(h.offer("c1", a(4, &["api"]))));
+    d.refresh();
+    assert!(d.allows(&id("api")));
+    assert!(!d.allows(&id("x")), "x still runs, for c2 only");
 }
 
 #[tokio::test]

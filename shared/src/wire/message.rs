@@ -105,8 +105,10 @@ pub enum RejectReason {
     ProtocolViolation,
 }
 
-/// The checks a probe runs and its place in its region's stagger. Always complete: a probe
-/// replaces its running set with `checks`, never merges.
+/// The checks a probe runs for one coordinator and its place in its region's stagger. Always
+/// complete: it replaces everything this coordinator assigned before (never a delta). A probe
+/// with several coordinators runs the union of their assignments, the first coordinator in its
+/// config winning a check id both assign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     /// Increases with every change; echoed in [`Hello::assignment_version`] on reconnect.
