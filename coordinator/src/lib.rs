@@ -7,9 +7,14 @@
 //! - [`service`]: the QUIC endpoint: the probe link (mutual TLS, Hello, batches acknowledged
 //!   once durable, revocation closing live connections) and enrolment.
 //!
-//! Detection and the web map arrive with their issues.
+//! - [`detect`]: the detection engine, pure and deterministic: results in, incidents out.
+//! - [`sim`]: `coordinator simulate`: scenario files, a simulated world in virtual time, scoring.
+//!
+//! The web map arrives with its issue.
 
 pub mod config;
+pub mod detect;
 pub mod pki;
 pub mod service;
+pub mod sim;
 pub mod store;

@@ -188,3 +188,163 @@ fn token_create_prints_a_token_and_the_ca_fingerprint() {
         show(&out)
     );
 }
+
+/// A scenario small enough to run in a debug build in well under a second: two regions of two
+/// probes, ten minutes, no warm-up. `tail` adds `[[fault]]`, `[[expect]]` or `[score]` tables.
+fn tiny_scenario(dir: &Path, name: &str, tail: &str) -> String {
+    let text = format!(
+        "name = \"{name}\"\nseed = 3\nduration = \"10m\"\nwarmup = \"0s\"\n\n\
+         [world]\nregions = [\"us-east\", \"eu-west\"]\nprobes_per_region = 2\n\n\
+         [[target]]\nid = \"www\"\norigin = \"us-east\"\n\n{tail}"
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("the temporary directory is writable");
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+#[test]
+fn simulate_exits_0_when_every_scenario_passes_and_1_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without baselines the engine may raise anything: tolerate it, expect nothing.
+    let passes = tiny_scenario(
+        dir.path(),
+        "passes",
+        "[score]\nmax_false_incidents = 1000\n",
+    );
+    // Nothing is wrong, so nothing can meet this expectation.
+    let fails = tiny_scenario(
+        dir.path(),
+        "fails",
+        "[[expect]]\nclass = \"origin-down\"\ndetect_within = \"60s\"\n\n[score]\nmax_false_incidents = 1000\n",
+    );
+    let out = coordinator().args(["simulate", &passes]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).starts_with("PASS passes (seed 3)"),
+        "{}",
+        show(&out)
+    );
+
+    let out = coordinator()
+        .args(["simulate", &passes, &fails])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PASS passes") && stdout.contains("FAIL fails"),
+        "{}",
+        show(&out)
+    );
+    assert!(stdout.contains("MISS origin-down"), "{}", show(&out));
+}
+
+#[test]
+fn simulate_json_prints_one_documented_object_per_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tiny_scenario(dir.path(), "a", "[score]\nmax_false_incidents = 1000\n");
+    let b = tiny_scenario(
+        dir.path(),
+        "b",
+        "[[fault]]\nkind = \"origin\"\nat = \"2m\"\nfor = \"5m\"\nerror_rate = 1.0\n\n\
+         [[expect]]\nclass = \"origin-down\"\n\n[score]\nmax_false_incidents = 1000\n",
+    );
+    let out = coordinator()
+        .args(["simulate", "--json", &a, &b])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", show(&out));
+    for (line, name) in lines.iter().zip(["a", "b"]) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = [
+            "scenario",
+            "passed",
+            "seed",
+            "incidents",
+            "expectations",
+            "false_incidents",
+            "stats",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "{line}");
+        assert_eq!(v["scenario"], name);
+        assert_eq!(v["seed"], 3);
+        // 2 regions × 2 probes × 10 one-minute slots, plus any bursts.
+        assert!(v["stats"]["results"].as_u64().unwrap() >= 40, "{line}");
+        assert!(v["stats"]["wall_ms"].is_u64(), "{line}");
+        for i in v["incidents"].as_array().unwrap() {
+            for key in [
+                "id",
+                "class",
+                "regions",
+                "targets",
+                "onset_s",
+                "detected_s",
+                "paged_s",
+                "resolved_s",
+                "explanation",
+            ] {
+                assert!(i.get(key).is_some(), "incident without {key}: {line}");
+            }
+        }
+    }
+    let b: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    let e = &b["expectations"][0];
+    assert_eq!(e["class"], "origin-down");
+    for key in ["met", "ttd_s", "ttr_s"] {
+        assert!(e.get(key).is_some(), "expectation without {key}: {e}");
+    }
+}
+
+#[test]
+fn simulate_exits_2_with_the_reason_for_unreadable_or_invalid_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_str().unwrap().to_owned();
+        let Some(stem) = name.strip_suffix(".toml") else {
+            continue;
+        };
+        let expected = std::fs::read_to_string(dir.join(format!("{stem}.expected"))).unwrap();
+        let out = coordinator()
+            .args(["simulate", &format!("testdata/scenarios/{name}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", show(&out));
+        assert_eq!(text(&out.stderr).trim_end(), expected.trim_end(), "{name}");
+        assert!(out.stdout.is_empty(), "nothing runs: {}", show(&out));
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} fixtures");
+
+    // A bad file among good ones: nothing runs, every bad file is reported.
+    let out = coordinator()
+        .args([
+            "simulate",
+            "../tests/scenarios/fiber-cut.toml",
+            "no-such-file.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).starts_with("no-such-file.toml: cannot read"),
+        "{}",
+        show(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+
+    for args in [&["simulate"][..], &["simulate", "--frobnicate", "x.toml"]] {
+        let out = coordinator().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+    }
+    let out = coordinator().args(["simulate", "--help"]).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text(&out.stdout).contains("coordinator simulate tests/scenarios/*.toml"));
+}

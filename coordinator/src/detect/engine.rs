@@ -1,0 +1,791 @@
+//! The [`Engine`] façade: the state the detectors share and the entry points the live
+//! coordinator and the simulator call.
+
+use meridian_shared::result::CheckResult;
+
+use super::Params;
+use super::incident::Incident;
+
+/// A probe as the engine knows it: identity and region from its certificate, network from
+/// GeoIP (or its config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Probe id.
+    pub id: String,
+    /// Region id.
+    pub region: String,
+    /// Autonomous system the probe's address belongs to, when known.
+    pub asn: Option<u32>,
+}
+
+/// A region as the engine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// Region id.
+    pub id: String,
+    /// Corridor tags (regions sharing one may form one regional-network incident).
+    pub corridors: Vec<String>,
+}
+
+/// The monitoring network: regions and probes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    /// Every region probes may run in.
+    pub regions: Vec<RegionInfo>,
+    /// Every enrolled, unrevoked probe.
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// Run a target's check now on these probes, `runs` times each; results come back through
+/// [`Engine::observe`] with `burst = true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BurstOrder {
+    /// Probes to ask.
+    pub probe_ids: Vec<String>,
+    /// The check (target) to run.
+    pub check_id: String,
+    /// Runs per probe.
+    pub runs: u8,
+}
+
+/// What the engine wants done, returned by [`Engine::tick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Order a burst.
+    Burst(BurstOrder),
+    /// A new incident was confirmed (its id).
+    Opened(u64),
+    /// An incident should page now.
+    Paged(u64),
+    /// An incident changed scope, evidence or was amended by late data.
+    Updated(u64),
+    /// An incident resolved.
+    Resolved(u64),
+    /// A resolved incident confirmed again within the re-open window (no new page).
+    Reopened(u64),
+}
+
+/// How one region looks for one target right now, for maps and status pages. A region without
+/// fresh data is never `Normal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionStatus {
+    /// No probe of the region has ever reported for this target.
+    NoData,
+    /// Data flows but baselines are still being learnt.
+    Warming,
+    /// Within its baseline.
+    Normal,
+    /// Slower than usual (confirmed).
+    Degraded,
+    /// Failing or unreachable (confirmed).
+    Failing,
+    /// Too few healthy probes with fresh data to judge (silent, quarantined, or stale).
+    Unknown,
+}
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::baseline::{Baseline, Estimate};
+use super::evaluate::{self, Finding, Judged, ProbeView, RegionEval};
+use super::explain;
+use super::incident::{Class, Severity};
+use super::sample::{Family, Metric, Sample, Verdict, judge};
+use super::slow::{Cusum, LossRate, median_sd};
+
+mod lifecycle;
+
+/// Judged samples kept per (target, probe): enough for the freshness window with bursts.
+const KEEP_SAMPLES: usize = 24;
+
+/// Smallest round-trip drift worth a ticket, ms (or 10 % of the baseline, if larger).
+const MIN_DRIFT_MS: f64 = 5.0;
+
+/// Verdict of a probe: the majority over its last few fresh samples.
+const VERDICT_SAMPLES: usize = 3;
+
+/// The state of one (target, probe).
+#[derive(Debug, Default)]
+struct Track {
+    base: [Baseline; 4],
+    loss: LossRate,
+    recent: VecDeque<Judged>,
+    streak_start: Option<i64>,
+    edge: Option<String>,
+}
+
+impl Track {
+    fn estimates(&self, t: i64, p: &Params) -> [Option<Estimate>; 4] {
+        Metric::ALL.map(|m| self.base[m as usize].estimate(t, p))
+    }
+
+    fn insert(&mut self, j: Judged) {
+        let at = self.recent.partition_point(|x| x.t <= j.t);
+        self.recent.insert(at, j);
+        while self.recent.len() > KEEP_SAMPLES {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The verdict over fresh samples (`since < t ≤ now`); `None` without any.
+    fn verdict(&self, now: i64, since: i64) -> Option<(Verdict, Option<&Judged>)> {
+        let fresh: Vec<&Judged> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|j| !j.late && j.t > since && j.t <= now)
+            .take(VERDICT_SAMPLES)
+            .collect();
+        let bad: Vec<Verdict> = fresh
+            .iter()
+            .map(|j| j.verdict)
+            .filter(|v| v.is_bad())
+            .collect();
+        if fresh.is_empty() {
+            return None;
+        }
+        if bad.len() * 2 > fresh.len() {
+            // The most common bad verdict; ties to the harder one.
+            let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
+            for v in &bad {
+                *counts.entry(*v).or_default() += 1;
+            }
+            let v = counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
+                .map_or(Verdict::Ok, |(v, _)| v);
+            // Evidence comes from the latest sample that shows the verdict.
+            Some((v, fresh.iter().copied().find(|j| j.verdict == v)))
+        } else {
+            Some((
+                Verdict::Ok,
+                fresh.iter().copied().find(|j| !j.verdict.is_bad()),
+            ))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    info: ProbeInfo,
+    last_heartbeat_ms: Option<i64>,
+    clock_offset_ms: i64,
+    quarantined: bool,
+}
+
+#[derive(Debug, Default)]
+struct TargetState {
+    tracks: BTreeMap<String, Track>,
+    evals: BTreeMap<String, RegionEval>,
+    cusum: BTreeMap<String, Cusum>,
+}
+
+/// Why a (target, region) is under suspicion, which shapes its burst.
+#[derive(Debug, Clone, Copy)]
+struct Suspicion {
+    /// The signature points at the server: ask other regions too.
+    server_side: bool,
+    /// Only retransmissions so far: ask for a train of connects.
+    loss_only: bool,
+}
+
+impl Default for Suspicion {
+    fn default() -> Suspicion {
+        Suspicion {
+            server_side: false,
+            loss_only: true,
+        }
+    }
+}
+
+/// Bookkeeping of an incident that is not part of what it reports.
+#[derive(Debug, Default)]
+struct Meta {
+    last_confirmed_ms: i64,
+    page_due_ms: Option<i64>,
+    persistence_burst: bool,
+    late_checks: u64,
+    late_failed: u64,
+    late_reported: (u64, u64),
+    /// The finding's own sentence (drift, silence, probe), kept for the explanation.
+    note: Option<String>,
+}
+
+/// The detection engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    params: Params,
+    corridors: BTreeMap<String, Vec<String>>,
+    probes: BTreeMap<String, ProbeState>,
+    targets: BTreeMap<String, TargetState>,
+    incidents: Vec<Incident>,
+    meta: Vec<Meta>,
+    suspects: BTreeMap<(String, String), Suspicion>,
+    last_burst: BTreeMap<(String, String), i64>,
+    last_eval_ms: Option<i64>,
+    last_cusum_ms: Option<i64>,
+    dirty: bool,
+    pending: Vec<Action>,
+}
+
+impl Engine {
+    /// An engine for this monitoring network.
+    pub fn new(params: Params, topology: Topology) -> Engine {
+        let mut e = Engine {
+            params,
+            corridors: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            incidents: Vec::new(),
+            meta: Vec::new(),
+            suspects: BTreeMap::new(),
+            last_burst: BTreeMap::new(),
+            last_eval_ms: None,
+            last_cusum_ms: None,
+            dirty: false,
+            pending: Vec::new(),
+        };
+        e.set_topology(topology);
+        e
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Replace the monitoring network (probes enrolled or revoked, regions edited). Probes
+    /// that stay keep their baselines and state.
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.corridors = topology
+            .regions
+            .into_iter()
+            .map(|r| (r.id, r.corridors))
+            .collect();
+        let mut probes = BTreeMap::new();
+        for info in topology.probes {
+            let state = match self.probes.remove(&info.id) {
+                Some(mut s) => {
+                    s.info = info;
+                    s
+                }
+                None => ProbeState {
+                    info,
+                    last_heartbeat_ms: None,
+                    clock_offset_ms: 0,
+                    quarantined: false,
+                },
+            };
+            probes.insert(state.info.id.clone(), state);
+        }
+        self.probes = probes;
+        self.dirty = true;
+    }
+
+    /// Every incident so far, in order of detection.
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// One incident by id.
+    pub fn incident(&self, id: u64) -> Option<&Incident> {
+        self.incidents.iter().find(|i| i.id == id)
+    }
+
+    /// A probe's heartbeat arrived at `at_ms`.
+    pub fn heartbeat(&mut self, probe_id: &str, at_ms: i64) {
+        if let Some(p) = self.probes.get_mut(probe_id)
+            && p.last_heartbeat_ms.is_none_or(|l| l < at_ms)
+        {
+            p.last_heartbeat_ms = Some(at_ms);
+        }
+    }
+
+    /// The latest clock-offset estimate of a probe (positive: its clock is ahead).
+    pub fn clock_offset(&mut self, probe_id: &str, offset_ms: i64, at_ms: i64) {
+        if let Some(p) = self.probes.get_mut(probe_id) {
+            p.clock_offset_ms = offset_ms;
+            if p.last_heartbeat_ms.is_none_or(|l| l < at_ms) {
+                p.last_heartbeat_ms = Some(at_ms);
+            }
+            self.dirty = true;
+        }
+    }
+
+    /// Whether a probe is quarantined (left out of quorums).
+    pub fn is_quarantined(&self, probe_id: &str) -> bool {
+        self.probes.get(probe_id).is_some_and(|p| p.quarantined)
+    }
+
+    /// One stored result. `received_ms` is when the coordinator got it; results older than the
+    /// freshness window are late data: judged and kept, never suspected on.
+    pub fn observe(&mut self, result: &CheckResult, burst: bool, received_ms: i64) {
+        let Some(probe) = self.probes.get(&result.probe_id) else {
+            return;
+        };
+        let region = probe.info.region.clone();
+        let in_incident = self.incidents.iter().any(|i| {
+            i.is_open()
+                && ((i.class == Class::ProbeFault && i.probe.as_deref() == Some(&result.probe_id))
+                    || (!i.class.is_operational()
+                        && i.regions.contains(&region)
+                        && i.targets.contains(result.check_id.as_str())))
+        });
+        let t = (result.started_ms - probe.clock_offset_ms).min(received_ms);
+        // Taken while its region was silent: whatever it says is history by now.
+        let during_silence = self.incidents.iter().any(|i| {
+            i.class == Class::RegionSilent
+                && i.regions.contains(&region)
+                && t >= i.onset_ms - self.params.interval_ms
+                && i.resolved_ms.is_none_or(|r| t <= r)
+        });
+        let healthy = !probe.quarantined;
+        let p = &self.params;
+        let sample = Sample::of(result);
+        let target = self
+            .targets
+            .entry(result.check_id.as_str().to_string())
+            .or_default();
+        let track = target.tracks.entry(result.probe_id.clone()).or_default();
+        let est = track.estimates(t, p);
+        let (verdict, retransmit) = judge(&sample, &est);
+        let mut j = Judged {
+            t,
+            verdict,
+            retransmit,
+            burst,
+            late: during_silence || received_ms - t > p.late_after_ms,
+            base: [None; 4],
+            delta: [None; 4],
+            z: [None; 4],
+            error: sample.fail.map(|(_, c)| c.as_str()),
+        };
+        for m in Metric::ALL {
+            let i = m as usize;
+            // A retransmitted connect measured the timeout, not the round trip.
+            if let (Some(v), Some(e)) = (sample.get(m), est[i])
+                && !(m == Metric::Rtt && retransmit)
+            {
+                j.base[i] = Some(e.median);
+                j.delta[i] = Some(v - e.median);
+                j.z[i] = Some((v - e.median) / e.sigma);
+            }
+        }
+        if !burst && !in_incident && !verdict.is_hard() {
+            for m in Metric::ALL {
+                let timed_out = retransmit && matches!(m, Metric::Rtt | Metric::Tls);
+                if let Some(v) = sample.get(m)
+                    && !timed_out
+                {
+                    track.base[m as usize].learn(t, v, p);
+                }
+            }
+            if sample.get(Metric::Rtt).is_some() {
+                track.loss.learn(retransmit);
+            }
+        }
+        if let Some(edge) = sample.edge {
+            track.edge = Some(edge);
+        }
+        match verdict {
+            Verdict::Ok => track.streak_start = None,
+            v if v.is_bad() && track.streak_start.is_none() => track.streak_start = Some(t),
+            _ => {}
+        }
+        let late = j.late;
+        track.insert(j);
+        if late {
+            self.amend_with_late(&region, t, verdict.is_hard());
+        } else if healthy && ((!burst && verdict.is_bad()) || retransmit) {
+            // Bad scheduled samples put the region under suspicion; retransmissions do so
+            // even from bursts, so a loss train keeps going while loss keeps showing.
+            let server_side = verdict.family() == Family::Server;
+            let key = (result.check_id.as_str().to_string(), region);
+            let e = self.suspects.entry(key).or_default();
+            e.server_side |= server_side;
+            e.loss_only &= !verdict.is_bad();
+        }
+        self.dirty = true;
+    }
+
+    fn amend_with_late(&mut self, region: &str, t: i64, failed: bool) {
+        let slack = self.params.interval_ms;
+        for (i, inc) in self.incidents.iter().enumerate() {
+            if inc.class == Class::RegionSilent
+                && inc.regions.contains(region)
+                && t >= inc.onset_ms - slack
+                && inc.resolved_ms.is_none_or(|r| t <= r)
+            {
+                let m = &mut self.meta[i];
+                m.late_checks += 1;
+                m.late_failed += u64::from(failed);
+            }
+        }
+    }
+
+    /// Advance to `now_ms`: evaluate what changed, order bursts, open, page, update and
+    /// resolve incidents.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Action> {
+        let every = (self.params.interval_ms / 12).max(1);
+        let due = self.last_eval_ms.is_none_or(|l| now_ms - l >= every);
+        if self.dirty || due {
+            self.evaluate(now_ms);
+            self.last_eval_ms = Some(now_ms);
+            self.dirty = false;
+        }
+        self.order_bursts(now_ms);
+        self.report_late(now_ms);
+        std::mem::take(&mut self.pending)
+    }
+
+    fn is_silent(&self, p: &ProbeState, now: i64) -> bool {
+        let hb = self.params.heartbeat_ms;
+        p.last_heartbeat_ms
+            .is_some_and(|l| now - l > 2 * hb + hb / 2)
+    }
+
+    fn healthy_probes(&self, region: &str, now: i64) -> Vec<&ProbeState> {
+        self.probes
+            .values()
+            .filter(|p| p.info.region == region && !p.quarantined && !self.is_silent(p, now))
+            .collect()
+    }
+
+    fn evaluate(&mut self, now: i64) {
+        let mut findings = Vec::new();
+        let fresh = self.params.fresh_ms;
+        let loss_window = 2 * fresh;
+        let regions: BTreeSet<String> = self
+            .probes
+            .values()
+            .map(|p| p.info.region.clone())
+            .collect();
+        let target_ids: Vec<String> = self.targets.keys().cloned().collect();
+        for tid in &target_ids {
+            let mut evals = BTreeMap::new();
+            for region in &regions {
+                let healthy: Vec<&ProbeState> = self.healthy_probes(region, now);
+                let Some(target) = self.targets.get(tid) else {
+                    continue;
+                };
+                let views: Vec<ProbeView<'_>> = healthy
+                    .iter()
+                    .filter_map(|p| {
+                        let track = target.tracks.get(&p.info.id)?;
+                        let v = track.verdict(now, now - fresh);
+                        let window = track
+                            .recent
+                            .iter()
+                            .filter(|j| j.t > now - loss_window && j.t <= now);
+                        let (mut connects, mut retransmits, mut first) = (0, 0, None);
+                        for j in window {
+                            if j.base[0].is_some() || j.retransmit {
+                                connects += 1;
+                            }
+                            if j.retransmit {
+                                retransmits += 1;
+                                first = first.or(Some(j.t));
+                            }
+                        }
+                        Some(ProbeView {
+                            id: &p.info.id,
+                            asn: p.info.asn,
+                            verdict: v.map(|x| x.0),
+                            streak_start: track.streak_start,
+                            latest: v.and_then(|x| x.1),
+                            connects,
+                            retransmits,
+                            first_retransmit: first,
+                            loss_rate: track.loss.rate(),
+                            edge: track.edge.as_deref(),
+                        })
+                    })
+                    .collect();
+                evals.insert(region.clone(), evaluate::evaluate_region(region, &views));
+            }
+            let busy: BTreeSet<String> = self
+                .incidents
+                .iter()
+                .filter(|i| {
+                    i.is_open()
+                        && !i.class.is_operational()
+                        && i.class != Class::Isp
+                        && i.targets.contains(tid)
+                })
+                .flat_map(|i| i.regions.iter().cloned())
+                .collect();
+            let mut target_findings = evaluate::classify(tid, &evals, &busy);
+            target_findings.extend(self.probe_faults(tid, &evals, &target_findings, &busy, now));
+            target_findings.extend(self.drift(tid, &evals, now));
+            findings.extend(target_findings);
+            if let Some(t) = self.targets.get_mut(tid) {
+                t.evals = evals;
+            }
+        }
+        if self.last_cusum_ms.is_none_or(|l| {
+            l.div_euclid(self.params.interval_ms) != now.div_euclid(self.params.interval_ms)
+        }) {
+            self.last_cusum_ms = Some(now);
+        }
+        findings.extend(self.silences(now));
+        findings.extend(self.clocks(now));
+        self.reconcile(findings, now);
+    }
+
+    /// Probes bad on this target for a while when their region is not: probe faults.
+    fn probe_faults(
+        &self,
+        tid: &str,
+        evals: &BTreeMap<String, RegionEval>,
+        others: &[Finding],
+        busy: &BTreeSet<String>,
+        now: i64,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let covered: BTreeSet<&String> = others
+            .iter()
+            .filter(|f| f.class == Class::Isp || !f.class.is_operational())
+            .flat_map(|f| f.regions.iter())
+            .chain(busy.iter())
+            .collect();
+        let Some(target) = self.targets.get(tid) else {
+            return out;
+        };
+        for (region, e) in evals {
+            if e.confirmed.is_some() || covered.contains(region) || e.good.len() < 2 {
+                continue;
+            }
+            for (probe, _, _, streak) in &e.bad {
+                let Some(start) = streak else { continue };
+                if now - start < self.params.quarantine_after_ms {
+                    continue;
+                }
+                let mut f = Finding {
+                    class: Class::ProbeFault,
+                    severity: Severity::Info,
+                    hard: false,
+                    regions: BTreeSet::from([region.clone()]),
+                    target: tid.to_string(),
+                    asns: self
+                        .probes
+                        .get(probe)
+                        .and_then(|p| p.info.asn)
+                        .into_iter()
+                        .collect(),
+                    probe: Some(probe.clone()),
+                    edge: None,
+                    onset_ms: *start,
+                    evidence: vec![e.evidence.clone()],
+                    note: None,
+                };
+                if let Some(j) = target.tracks.get(probe).and_then(|t| t.recent.back()) {
+                    f.note = Some(explain::probe_sample(probe, j, e.good.len()));
+                }
+                out.push(f);
+            }
+        }
+        // A quarantined probe stays in fault while its own samples stay bad.
+        for p in self.probes.values().filter(|p| p.quarantined) {
+            let Some(track) = target.tracks.get(&p.info.id) else {
+                continue;
+            };
+            if let (Some((v, _)), Some(start)) = (
+                track.verdict(now, now - self.params.fresh_ms),
+                track.streak_start,
+            ) && v.is_bad()
+            {
+                let mut f = Finding {
+                    class: Class::ProbeFault,
+                    severity: Severity::Info,
+                    hard: false,
+                    regions: BTreeSet::from([p.info.region.clone()]),
+                    target: tid.to_string(),
+                    asns: p.info.asn.into_iter().collect(),
+                    probe: Some(p.info.id.clone()),
+                    edge: None,
+                    onset_ms: start,
+                    evidence: Vec::new(),
+                    note: None,
+                };
+                if let Some(j) = track.recent.back() {
+                    f.note = Some(explain::probe_sample(&p.info.id, j, 0));
+                }
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// The slow detector: once per interval, the CUSUM of each region's median round-trip
+    /// z-score; above its threshold, a ticket.
+    fn drift(&mut self, tid: &str, evals: &BTreeMap<String, RegionEval>, now: i64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let interval = self.params.interval_ms;
+        let slot = now.div_euclid(interval);
+        let run = self
+            .last_cusum_ms
+            .is_none_or(|l| l.div_euclid(interval) != slot);
+        let fresh = self.params.fresh_ms;
+        let open_regions: BTreeSet<String> = self
+            .incidents
+            .iter()
+            .filter(|i| i.is_open() && i.severity == Severity::Page && i.targets.contains(tid))
+            .flat_map(|i| i.regions.iter().cloned())
+            .collect();
+        let Some(target) = self.targets.get_mut(tid) else {
+            return out;
+        };
+        for (region, e) in evals {
+            let cusum = target.cusum.entry(region.clone()).or_default();
+            if run {
+                if e.confirmed.is_some() || open_regions.contains(region) {
+                    cusum.reset();
+                } else {
+                    let judged: BTreeSet<&str> = e
+                        .good
+                        .iter()
+                        .map(|g| g.0.as_str())
+                        .chain(e.bad.iter().map(|b| b.0.as_str()))
+                        .collect();
+                    let mut zs: Vec<f64> = target
+                        .tracks
+                        .iter()
+                        .filter(|(id, _)| judged.contains(id.as_str()))
+                        .filter_map(|(_, t)| {
+                            t.recent
+                                .iter()
+                                .rev()
+                                .find(|j| !j.burst && !j.late && j.t > now - fresh && j.t <= now)
+                                .and_then(|j| j.z[0])
+                        })
+                        .map(|z| z.clamp(-4.0, 4.0))
+                        .collect();
+                    if zs.len() >= 2 {
+                        zs.sort_by(f64::total_cmp);
+                        let y = zs[zs.len() / 2] / median_sd(zs.len());
+                        cusum.push(y, now);
+                    }
+                }
+            }
+            // A ticket needs an effect worth a human's time as well as a significant one.
+            let material = e
+                .evidence
+                .connect_delta_ms
+                .zip(e.evidence.connect_base_ms)
+                .is_some_and(|(d, b)| d >= MIN_DRIFT_MS.max(0.1 * b));
+            if cusum.alarm() && e.confirmed.is_none() && material {
+                let mut f = Finding {
+                    class: Class::RegionalNetwork,
+                    severity: Severity::Ticket,
+                    hard: false,
+                    regions: BTreeSet::from([region.clone()]),
+                    target: tid.to_string(),
+                    asns: BTreeSet::new(),
+                    probe: None,
+                    edge: None,
+                    onset_ms: cusum.since_ms().unwrap_or(now),
+                    evidence: vec![e.evidence.clone()],
+                    note: Some("round trips have been drifting up against this hour's usual level (change-point test)".into()),
+                };
+                f.evidence[0].affected = e.judged;
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    fn silences(&self, now: i64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut by_region: BTreeMap<&str, (Vec<&ProbeState>, usize)> = BTreeMap::new();
+        for p in self.probes.values() {
+            if p.last_heartbeat_ms.is_none() {
+                continue;
+            }
+            let e = by_region.entry(&p.info.region).or_default();
+            e.1 += 1;
+            if self.is_silent(p, now) {
+                e.0.push(p);
+            }
+        }
+        for (region, (silent, known)) in by_region {
+            if silent.is_empty() {
+                continue;
+            }
+            let onset = silent
+                .iter()
+                .filter_map(|p| p.last_heartbeat_ms)
+                .min()
+                .unwrap_or(now)
+                + self.params.heartbeat_ms;
+            if silent.len() >= evaluate::quorum(known) || silent.len() == known {
+                let mut f = op_finding(Class::RegionSilent, region, onset);
+                f.note = Some(format!(
+                    "{} of {} probes in {region} stopped reporting (no heartbeat for {} s); the state of the targets there is unknown",
+                    silent.len(),
+                    known,
+                    (now - onset + self.params.heartbeat_ms) / 1000
+                ));
+                out.push(f);
+            } else {
+                // After a region's silence ends its probes reconnect one by one: the stragglers
+                // are not probe faults until the grace has passed since the region came back.
+                let back = self
+                    .incidents
+                    .iter()
+                    .filter(|i| i.class == Class::RegionSilent && i.regions.contains(region))
+                    .map(|i| i.resolved_ms.unwrap_or(now))
+                    .max()
+                    .unwrap_or(i64::MIN);
+                for p in silent {
+                    let last = p.last_heartbeat_ms.unwrap_or(now).max(back);
+                    if now - last >= self.params.probe_silent_after_ms {
+                        let mut f =
+                            op_finding(Class::ProbeFault, region, last + self.params.heartbeat_ms);
+                        f.probe = Some(p.info.id.clone());
+                        f.note = Some(format!(
+                            "probe {} has sent nothing for {} s while {} other probes in {region} report normally",
+                            p.info.id,
+                            (now - last) / 1000,
+                            known - 1
+                        ));
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn clocks(&self, now: i64) -> Vec<Finding> {
+        self.probes
+            .values()
+            .filter(|p| p.clock_offset_ms.abs() > self.params.max_clock_offset_ms && !self.is_silent(p, now))
+            .map(|p| {
+                let mut f = op_finding(Class::ClockSkew, &p.info.region, now);
+                f.probe = Some(p.info.id.clone());
+                f.note = Some(format!(
+                    "probe {}'s clock is {:+.1} s off the coordinator's (limit ±{} s); its results are re-stamped",
+                    p.info.id,
+                    p.clock_offset_ms as f64 / 1000.0,
+                    self.params.max_clock_offset_ms / 1000
+                ));
+                f
+            })
+            .collect()
+    }
+}
+
+fn op_finding(class: Class, region: &str, onset_ms: i64) -> Finding {
+    Finding {
+        class,
+        severity: Severity::Info,
+        hard: false,
+        regions: BTreeSet::from([region.to_string()]),
+        target: String::new(),
+        asns: BTreeSet::new(),
+        probe: None,
+        edge: None,
+        onset_ms,
+        evidence: Vec::new(),
+        note: None,
+    }
+}

@@ -1,0 +1,559 @@
+//! Quorums and classification: from each probe's recent verdicts to per-region conclusions,
+//! and from those to findings (a class with a scope).
+//!
+//! Pure functions over views the engine assembles; the engine owns the state. The rules are
+//! detection.md's hierarchical elimination, in precedence order: DNS, then server-side (one CDN
+//! edge, most regions = origin, a subset = regional server), then network (most regions = the
+//! origin's own network, else regional), then one network (ISP), then one probe.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::incident::{Class, RegionEvidence, Severity};
+use super::sample::{Family, Verdict};
+use super::slow;
+
+/// A judged sample, as kept per (target, probe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// Sample time (probe wall clock corrected by its estimated offset), Unix ms.
+    pub t: i64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Whether the connect paid a retransmission timeout.
+    pub retransmit: bool,
+    /// Whether it was a burst run.
+    pub burst: bool,
+    /// Whether it arrived late (after a silence): amends incidents, never counts in quorums.
+    pub late: bool,
+    /// Per metric: the baseline median, ms.
+    pub base: [Option<f64>; 4],
+    /// Per metric: value minus baseline median, ms.
+    pub delta: [Option<f64>; 4],
+    /// Per metric: robust z-score.
+    pub z: [Option<f64>; 4],
+    /// The error class, when it failed.
+    pub error: Option<&'static str>,
+}
+
+/// What the quorum needs to know of one healthy probe for one target.
+#[derive(Debug, Clone)]
+pub struct ProbeView<'a> {
+    /// Probe id.
+    pub id: &'a str,
+    /// Its network, if known.
+    pub asn: Option<u32>,
+    /// Its verdict over fresh samples; `None` when it has none.
+    pub verdict: Option<Verdict>,
+    /// The first bad sample of its current bad streak.
+    pub streak_start: Option<i64>,
+    /// Its latest fresh sample.
+    pub latest: Option<&'a Judged>,
+    /// Connects and retransmissions in the loss window, and the earliest retransmission.
+    pub connects: u64,
+    /// Retransmitted connects in the loss window.
+    pub retransmits: u64,
+    /// Earliest retransmission in the window.
+    pub first_retransmit: Option<i64>,
+    /// Its learnt retransmission rate.
+    pub loss_rate: f64,
+    /// The CDN edge that serves it, if any.
+    pub edge: Option<&'a str>,
+}
+
+/// A region's conclusion for one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionEval {
+    /// Healthy probes with fresh samples.
+    pub judged: usize,
+    /// The confirmed family, if a quorum agrees.
+    pub confirmed: Option<Confirmed>,
+    /// Ids of the healthy probes whose verdict is bad, with their family.
+    pub bad: Vec<(String, Option<u32>, Family, Option<i64>)>,
+    /// Ids of the healthy probes judged fine, with their network and the time of their latest
+    /// fine sample.
+    pub good: Vec<(String, Option<u32>, i64)>,
+    /// Whether most judged probes still lack a round-trip baseline.
+    pub warming: bool,
+    /// The edge serving most of the region, if any.
+    pub edge: Option<String>,
+    /// Evidence (deltas over the witnesses, or over everyone when nothing is confirmed).
+    pub evidence: RegionEvidence,
+}
+
+/// A quorum's agreement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirmed {
+    /// Path, server or DNS.
+    pub family: Family,
+    /// Failures rather than slowness.
+    pub hard: bool,
+    /// Confirmed by the pooled loss test rather than by verdicts.
+    pub loss: Option<(u64, u64)>,
+    /// The probes that agreed.
+    pub witnesses: Vec<String>,
+    /// Earliest anomalous sample among them.
+    pub onset_ms: i64,
+    /// When the quorum's last needed witness turned bad: the `q`-th earliest streak start.
+    /// Unlike the onset, one early noisy sample cannot pull it back.
+    pub quorum_ms: i64,
+}
+
+/// Probes needed to confirm among `p` healthy ones: `max(2, ⌈0.6·p⌉)`.
+pub fn quorum(p: usize) -> usize {
+    (p * 3).div_ceil(5).max(2)
+}
+
+fn network_key(p: &ProbeView<'_>) -> String {
+    match p.asn {
+        Some(a) => format!("as{a}"),
+        None => format!("probe:{}", p.id),
+    }
+}
+
+/// Evaluate one region for one target over its healthy probes.
+pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
+    let judged: Vec<&ProbeView<'_>> = probes.iter().filter(|p| p.verdict.is_some()).collect();
+    let n = judged.len();
+    let networks: BTreeSet<String> = judged.iter().map(|p| network_key(p)).collect();
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    let mut by_family: BTreeMap<Family, Vec<&ProbeView<'_>>> = BTreeMap::new();
+    for p in &judged {
+        let v = p.verdict.unwrap_or(Verdict::Ok);
+        if v.is_bad() {
+            bad.push((p.id.to_string(), p.asn, v.family(), p.streak_start));
+            by_family.entry(v.family()).or_default().push(p);
+        } else {
+            good.push((p.id.to_string(), p.asn, p.latest.map_or(i64::MIN, |j| j.t)));
+        }
+    }
+    let q = quorum(n);
+    let mut confirmed: Option<Confirmed> = None;
+    if n >= 2 {
+        // The family with most witnesses wins; ties go to DNS, then server, then network
+        // (the more specific explanation).
+        let mut families: Vec<(&Family, &Vec<&ProbeView<'_>>)> = by_family.iter().collect();
+        families.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(b.0.cmp(a.0)));
+        for (family, w) in families {
+            let w_networks: BTreeSet<String> = w.iter().map(|p| network_key(p)).collect();
+            let independent = networks.len() < 2 || w_networks.len() >= 2;
+            if w.len() >= q && independent {
+                let hard = w
+                    .iter()
+                    .filter(|p| p.verdict.is_some_and(Verdict::is_hard))
+                    .count()
+                    * 2
+                    > w.len();
+                let mut starts: Vec<i64> = w.iter().filter_map(|p| p.streak_start).collect();
+                starts.sort_unstable();
+                confirmed = Some(Confirmed {
+                    family: *family,
+                    hard,
+                    loss: None,
+                    witnesses: w.iter().map(|p| p.id.to_string()).collect(),
+                    onset_ms: starts.first().copied().unwrap_or(0),
+                    quorum_ms: starts.get(q - 1).or(starts.last()).copied().unwrap_or(0),
+                });
+                break;
+            }
+        }
+        if confirmed.is_none() {
+            confirmed = pooled_loss(&judged);
+        }
+    }
+    let witnesses: BTreeSet<&str> = confirmed
+        .as_ref()
+        .map(|c| c.witnesses.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let pool: Vec<&Judged> = judged
+        .iter()
+        .filter(|p| witnesses.is_empty() || witnesses.contains(p.id))
+        .filter_map(|p| p.latest)
+        .collect();
+    let failures: Vec<&'static str> = judged
+        .iter()
+        .filter_map(|p| p.latest.and_then(|j| j.error))
+        .collect();
+    let evidence = RegionEvidence {
+        region: region.to_string(),
+        probes: n,
+        affected: confirmed.as_ref().map_or(bad.len(), |c| c.witnesses.len()),
+        connect_base_ms: median_of(pool.iter().map(|j| j.base[0])),
+        connect_delta_ms: median_of(pool.iter().map(|j| j.delta[0])),
+        tls_base_ms: median_of(pool.iter().map(|j| j.base[1])),
+        tls_delta_ms: median_of(pool.iter().map(|j| j.delta[1])),
+        server_base_ms: median_of(pool.iter().map(|j| j.base[2])),
+        server_delta_ms: median_of(pool.iter().map(|j| j.delta[2])),
+        failures: failures.len(),
+        failure_class: most_common(&failures).map(str::to_string),
+    };
+    let warming = judged
+        .iter()
+        .filter(|p| {
+            p.latest
+                .is_some_and(|j| j.base[0].is_none() && j.base[3].is_none())
+        })
+        .count()
+        * 2
+        > n;
+    let edges: Vec<&str> = judged.iter().filter_map(|p| p.edge).collect();
+    RegionEval {
+        judged: n,
+        confirmed,
+        bad,
+        good,
+        warming,
+        edge: most_common(&edges).map(str::to_string),
+        evidence,
+    }
+}
+
+/// The pooled loss test, leaving out the network (ASN, or the probe when unknown) that lost
+/// most: loss that only one probe, or one ISP's probes, see is theirs, not the region's.
+fn pooled_loss(judged: &[&ProbeView<'_>]) -> Option<Confirmed> {
+    let mut by_network: BTreeMap<String, u64> = BTreeMap::new();
+    for p in judged {
+        *by_network.entry(network_key(p)).or_default() += p.retransmits;
+    }
+    let worst = by_network
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k.clone())?;
+    let p0 = judged.iter().map(|p| p.loss_rate).sum::<f64>() / judged.len().max(1) as f64;
+    let k: u64 = judged.iter().map(|p| p.retransmits).sum();
+    let n: u64 = judged.iter().map(|p| p.connects).sum();
+    let rest: Vec<&&ProbeView<'_>> = judged.iter().filter(|p| network_key(p) != worst).collect();
+    let k_rest: u64 = rest.iter().map(|p| p.retransmits).sum();
+    let n_rest: u64 = rest.iter().map(|p| p.connects).sum();
+    if !slow::excess_loss(k, n, p0) || !slow::corroborated_loss(k_rest, n_rest, p0) {
+        return None;
+    }
+    let witnesses: Vec<&ProbeView<'_>> = judged
+        .iter()
+        .copied()
+        .filter(|p| p.retransmits > 0)
+        .collect();
+    let mut firsts: Vec<i64> = witnesses
+        .iter()
+        .filter_map(|p| p.first_retransmit)
+        .collect();
+    firsts.sort_unstable();
+    Some(Confirmed {
+        family: Family::Net,
+        hard: false,
+        loss: Some((k, n)),
+        witnesses: witnesses.iter().map(|p| p.id.to_string()).collect(),
+        onset_ms: firsts.first().copied().unwrap_or(0),
+        quorum_ms: firsts.last().copied().unwrap_or(0),
+    })
+}
+
+fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let mut v: Vec<f64> = values.flatten().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+fn most_common<'a>(items: &[&'a str]) -> Option<&'a str> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k)
+}
+
+/// A conclusion for one target, before it is matched to an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The class.
+    pub class: Class,
+    /// Severity it calls for.
+    pub severity: Severity,
+    /// Failures rather than slowness (pages at once).
+    pub hard: bool,
+    /// Regions in scope.
+    pub regions: BTreeSet<String>,
+    /// The target.
+    pub target: String,
+    /// Networks in scope (ISP).
+    pub asns: BTreeSet<u32>,
+    /// The probe (probe-fault, clock-skew).
+    pub probe: Option<String>,
+    /// The edge (cdn-edge).
+    pub edge: Option<String>,
+    /// Earliest anomalous sample.
+    pub onset_ms: i64,
+    /// Per-region evidence.
+    pub evidence: Vec<RegionEvidence>,
+    /// A sentence about the cause, when the evidence table does not say it all.
+    pub note: Option<String>,
+}
+
+impl Finding {
+    fn new(class: Class, target: &str, hard: bool) -> Finding {
+        Finding {
+            class,
+            severity: if class.is_operational() {
+                Severity::Info
+            } else {
+                Severity::Page
+            },
+            hard,
+            regions: BTreeSet::new(),
+            target: target.to_string(),
+            asns: BTreeSet::new(),
+            probe: None,
+            edge: None,
+            onset_ms: i64::MAX,
+            evidence: Vec::new(),
+            note: None,
+        }
+    }
+
+    fn add_region(&mut self, region: &str, eval: &RegionEval) {
+        self.regions.insert(region.to_string());
+        if let Some(c) = &eval.confirmed {
+            self.onset_ms = self.onset_ms.min(c.onset_ms);
+        }
+        self.evidence.push(eval.evidence.clone());
+    }
+}
+
+/// Classify one target's region evaluations into findings (site classes, ISP, and probes
+/// that are bad while their region is fine). `asn_of` maps probe ids to networks.
+///
+/// `busy` lists regions already inside an open site incident for this target: a network's or
+/// a probe's own trouble is not judged there (an incident's recovering tail, where some probes
+/// are still bad and others already fine, is not an ISP fault).
+pub fn classify(
+    target: &str,
+    evals: &BTreeMap<String, RegionEval>,
+    busy: &BTreeSet<String>,
+) -> Vec<Finding> {
+    let reporting = evals.values().filter(|e| e.judged >= 2).count();
+    let most = |n: usize| n >= 2 && n >= reporting.div_ceil(2);
+    let of_family = |f: Family| -> Vec<(&String, &RegionEval)> {
+        evals
+            .iter()
+            .filter(|(_, e)| e.confirmed.as_ref().is_some_and(|c| c.family == f))
+            .collect()
+    };
+    let mut findings = Vec::new();
+
+    let dns = of_family(Family::Dns);
+    if !dns.is_empty() {
+        let class = if most(dns.len()) {
+            Some(Class::DnsAuthoritative)
+        } else if others_fine_since(evals, &dns, onset_of(&dns)) {
+            Some(Class::DnsResolver)
+        } else {
+            None
+        };
+        if let Some(class) = class {
+            let mut f = Finding::new(class, target, true);
+            for (r, e) in &dns {
+                f.add_region(r, e);
+            }
+            findings.push(f);
+        }
+    }
+
+    let srv = of_family(Family::Server);
+    if !srv.is_empty() {
+        let hard = srv
+            .iter()
+            .filter(|(_, e)| e.confirmed.as_ref().is_some_and(|c| c.hard))
+            .count()
+            * 2
+            > srv.len();
+        let bad_edges: BTreeSet<Option<&String>> =
+            srv.iter().map(|(_, e)| e.edge.as_ref()).collect();
+        let healthy_other_edge = |edge: &String| {
+            evals.iter().any(|(_, e)| {
+                e.judged >= 2 && e.confirmed.is_none() && e.edge.as_ref().is_some_and(|x| x != edge)
+            })
+        };
+        let single_edge = match bad_edges.iter().next() {
+            Some(Some(edge)) if bad_edges.len() == 1 && healthy_other_edge(edge) => {
+                Some((*edge).clone())
+            }
+            _ => None,
+        };
+        let class = if single_edge.is_some() {
+            Some(Class::CdnEdge)
+        } else if most(srv.len()) {
+            Some(if hard {
+                Class::OriginDown
+            } else {
+                Class::OriginSlow
+            })
+        } else if others_fine_since(evals, &srv, onset_of(&srv)) {
+            Some(Class::RegionalServer)
+        } else {
+            // Too early to tell one region's server trouble from the origin's: the other
+            // regions have not been checked since it began (their bursts are on the way).
+            None
+        };
+        if let Some(class) = class {
+            let mut f = Finding::new(class, target, hard);
+            f.edge = single_edge;
+            for (r, e) in &srv {
+                f.add_region(r, e);
+            }
+            findings.push(f);
+        }
+    }
+
+    let net = of_family(Family::Net);
+    if !net.is_empty() {
+        let hard_regions = net
+            .iter()
+            .filter(|(_, e)| e.confirmed.as_ref().is_some_and(|c| c.hard))
+            .count();
+        if net.len() >= 3 && net.len() * 5 >= reporting * 4 {
+            // Nearly every region at once: the origin's own network, not theirs.
+            let hard = hard_regions * 2 > net.len();
+            let mut f = Finding::new(
+                if hard {
+                    Class::OriginDown
+                } else {
+                    Class::OriginSlow
+                },
+                target,
+                hard,
+            );
+            f.note =
+                Some("round trips grew from nearly every region: the origin's own network".into());
+            for (r, e) in &net {
+                f.add_region(r, e);
+            }
+            findings.push(f);
+        } else {
+            let subset = others_fine_since(evals, &net, onset_of(&net));
+            for (r, e) in net.iter().filter(|_| subset) {
+                let hard = e.confirmed.as_ref().is_some_and(|c| c.hard);
+                let mut f = Finding::new(Class::RegionalNetwork, target, hard);
+                f.add_region(r, e);
+                findings.push(f);
+            }
+        }
+    }
+
+    findings.extend(isp(target, evals, busy));
+    findings
+}
+
+/// When the first of these regions reached its quorum.
+fn onset_of(regions: &[(&String, &RegionEval)]) -> i64 {
+    regions
+        .iter()
+        .filter_map(|(_, e)| e.confirmed.as_ref().map(|c| c.quorum_ms))
+        .min()
+        .unwrap_or(i64::MIN)
+}
+
+/// Whether most of the other reporting regions have a probe checked since `onset` and found
+/// fine: what makes a subset of regions a *subset* rather than the first of all of them.
+fn others_fine_since(
+    evals: &BTreeMap<String, RegionEval>,
+    scope: &[(&String, &RegionEval)],
+    onset: i64,
+) -> bool {
+    let in_scope: BTreeSet<&String> = scope.iter().map(|(r, _)| *r).collect();
+    let others: Vec<&RegionEval> = evals
+        .iter()
+        .filter(|(r, e)| !in_scope.contains(r) && e.judged >= 2)
+        .map(|(_, e)| e)
+        .collect();
+    let fine = others
+        .iter()
+        .filter(|e| e.confirmed.is_none() && e.good.iter().any(|g| g.2 > onset))
+        .count();
+    others.is_empty() || fine * 2 > others.len()
+}
+
+/// ISP-level findings: within regions that are not confirmed, the probes of one ASN are bad
+/// on the path while their region-mates on other networks are fine; at least two such probes
+/// in all.
+fn isp(
+    target: &str,
+    evals: &BTreeMap<String, RegionEval>,
+    busy: &BTreeSet<String>,
+) -> Vec<Finding> {
+    // ASN → (region, bad probes on it there, earliest onset among them).
+    type Witnessed<'a> = Vec<(&'a String, usize, Option<i64>)>;
+    let mut by_asn: BTreeMap<u32, Witnessed<'_>> = BTreeMap::new();
+    for (region, e) in evals {
+        if e.confirmed.is_some() || busy.contains(region) {
+            continue;
+        }
+        let asns: BTreeSet<u32> = e
+            .bad
+            .iter()
+            .filter(|b| b.2 == Family::Net)
+            .filter_map(|b| b.1)
+            .collect();
+        for asn in asns {
+            let bad_on: Vec<&(String, Option<u32>, Family, Option<i64>)> = e
+                .bad
+                .iter()
+                .filter(|b| b.1 == Some(asn) && b.2 == Family::Net)
+                .collect();
+            let good_on = e.good.iter().filter(|g| g.1 == Some(asn)).count();
+            let bad_other = e.bad.iter().filter(|b| b.1 != Some(asn)).count();
+            let onset = bad_on.iter().filter_map(|b| b.3).min().unwrap_or(i64::MIN);
+            // Region-mates on other networks must have been checked since this began, and
+            // found fine: at the onset of a regional fault the first probes to report are on
+            // some network or other, which says nothing yet.
+            let good_other = e
+                .good
+                .iter()
+                .filter(|g| g.1 != Some(asn) && g.2 > onset)
+                .count();
+            let on_total = bad_on.len() + good_on;
+            let mostly_bad = bad_on.len() * 5 >= on_total * 3;
+            let others_fine = good_other >= 1 && bad_other * 2 < good_other + bad_other;
+            if mostly_bad && others_fine {
+                let onset = (onset != i64::MIN).then_some(onset);
+                by_asn
+                    .entry(asn)
+                    .or_default()
+                    .push((region, bad_on.len(), onset));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (asn, regions) in by_asn {
+        let witnesses: usize = regions.iter().map(|r| r.1).sum();
+        if witnesses < 2 {
+            continue;
+        }
+        let mut f = Finding::new(Class::Isp, target, false);
+        f.asns.insert(asn);
+        for (region, _, onset) in &regions {
+            f.regions.insert((*region).clone());
+            if let Some(o) = onset {
+                f.onset_ms = f.onset_ms.min(*o);
+            }
+            if let Some(e) = evals.get(*region) {
+                f.evidence.push(e.evidence.clone());
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
