@@ -10,16 +10,15 @@
 //! systemd unit turns `systemctl reload` into that SIGHUP.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_coordinator::store::Store;
 use meridian_shared::result::CheckResult;
-use meridian_tests::cli::probe_bin;
+use meridian_tests::cli::{Agent, probe_bin};
 use meridian_tests::coordinator::{self as coord, Coordinator};
 use meridian_tests::origin::closed_port;
 use meridian_tests::{OriginBuilder, ZoneServer};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// How long a reload may take to show in the results (a new check runs within its 1 s
 /// interval of the restart; a new uplink connects within a second or two).
@@ -28,44 +27,20 @@ const STOP: Duration = Duration::from_secs(10);
 
 /// A `probe run` child that a test can signal; killed if dropped while running.
 struct Probe {
-    child: Child,
+    agent: Agent,
     log: PathBuf,
 }
 
 impl Probe {
     fn start(config: &Path, log: &Path) -> Probe {
-        let file = std::fs::File::create(log).expect("probe log");
-        let child = Command::new(probe_bin().expect("the probe binary"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting probe run");
         Probe {
-            child,
+            agent: Agent::start(config, log).expect("starting probe run"),
             log: log.to_path_buf(),
         }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -SIGNAL PID`.
-    async fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("the probe is running");
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .await
-            .expect("running kill");
-        assert!(status.success(), "kill -{signal} {pid}: {status}");
     }
 
     /// SIGHUP, then waits until the log holds one more "reload" outcome line than before.
@@ -76,14 +51,14 @@ impl Probe {
                 .count()
         };
         let before = outcomes(&self.log());
-        self.signal("HUP").await;
+        self.agent.signal("HUP").await.expect("kill -HUP");
         let log = wait_for(APPLIED, "the reload's outcome in the log", || {
             let log = self.log();
             (outcomes(&log) > before).then_some(log)
         })
         .await;
         assert!(
-            self.child.try_wait().expect("probe status").is_none(),
+            self.agent.running(),
             "SIGHUP must not stop the probe:\n{log}"
         );
         log.lines()
@@ -93,13 +68,14 @@ impl Probe {
             .unwrap_or_default()
     }
 
-    async fn stop(mut self) {
-        self.signal("TERM").await;
-        let status = tokio::time::timeout(STOP, self.child.wait())
+    async fn stop(self) {
+        let Probe { agent, log } = self;
+        let status = agent
+            .terminate(STOP)
             .await
-            .expect("the probe stops on SIGTERM")
-            .expect("probe status");
-        assert!(status.success(), "{status}\n{}", self.log());
+            .expect("the probe stops on SIGTERM");
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(status.success(), "{status}\n{log}");
     }
 }
 

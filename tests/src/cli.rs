@@ -152,17 +152,28 @@ impl Agent {
         Ok(Agent { child })
     }
 
-    /// Sends SIGTERM (with `kill -TERM`, no FFI) and waits up to `budget` for the exit; kills
-    /// the child if it does not stop in time.
-    pub async fn terminate(mut self, budget: Duration) -> anyhow::Result<ExitStatus> {
+    /// Sends a signal by name (`"HUP"`, `"TERM"`) with `kill`, no FFI.
+    pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let pid = self.child.id().context("the agent already exited")?;
         let sent = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{signal}"))
             .arg(pid.to_string())
             .status()
             .await
-            .context("running kill -TERM")?;
-        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed: {sent}");
+            .with_context(|| format!("running kill -{signal}"))?;
+        anyhow::ensure!(sent.success(), "kill -{signal} {pid} failed: {sent}");
+        Ok(())
+    }
+
+    /// Whether the agent is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits up to `budget` for the exit; kills the child if it does not
+    /// stop in time.
+    pub async fn terminate(mut self, budget: Duration) -> anyhow::Result<ExitStatus> {
+        self.signal("TERM").await?;
         match tokio::time::timeout(budget, self.child.wait()).await {
             Ok(status) => Ok(status?),
             Err(_) => {
