@@ -128,11 +128,14 @@ impl Track {
 
     /// The verdict over fresh samples (`since < t ≤ now`); `None` without any.
     fn verdict(&self, now: i64, since: i64) -> Option<(Verdict, Option<&Judged>)> {
+        // `recent` is sorted by time: walk back from `now` and stop at `since`.
         let fresh: Vec<&Judged> = self
             .recent
             .iter()
             .rev()
-            .filter(|j| !j.late && j.t > since && j.t <= now)
+            .skip_while(|j| j.t > now)
+            .take_while(|j| j.t > since)
+            .filter(|j| !j.late)
             .take(VERDICT_SAMPLES)
             .collect();
         let bad: Vec<Verdict> = fresh
@@ -177,6 +180,11 @@ struct TargetState {
     tracks: BTreeMap<String, Track>,
     evals: BTreeMap<String, RegionEval>,
     cusum: BTreeMap<String, Cusum>,
+    /// Findings of the target's last classification, kept until it is re-evaluated.
+    findings: Vec<Finding>,
+    /// Nothing anomalous anywhere for this target at its last evaluation: an unremarkable
+    /// sample then changes no conclusion, and waits for the next full pass.
+    quiet: bool,
 }
 
 /// Why a (target, region) is under suspicion, which shapes its burst.
@@ -223,7 +231,16 @@ pub struct Engine {
     last_burst: BTreeMap<(String, String), i64>,
     last_eval_ms: Option<i64>,
     last_cusum_ms: Option<i64>,
+    /// Something changed since the last evaluation (a topology, a clock).
     dirty: bool,
+    /// (target, regions) with new samples since the last evaluation.
+    dirty_pairs: BTreeMap<String, BTreeSet<String>>,
+    /// Probe ids per region.
+    by_region: BTreeMap<String, Vec<String>>,
+    /// Probes found silent at the last full evaluation.
+    silent: BTreeSet<String>,
+    /// Silence and clock findings of the last full evaluation.
+    op_findings: Vec<Finding>,
     pending: Vec<Action>,
 }
 
@@ -242,6 +259,10 @@ impl Engine {
             last_eval_ms: None,
             last_cusum_ms: None,
             dirty: false,
+            dirty_pairs: BTreeMap::new(),
+            by_region: BTreeMap::new(),
+            silent: BTreeSet::new(),
+            op_findings: Vec::new(),
             pending: Vec::new(),
         };
         e.set_topology(topology);
@@ -278,6 +299,13 @@ impl Engine {
             probes.insert(state.info.id.clone(), state);
         }
         self.probes = probes;
+        self.by_region = BTreeMap::new();
+        for p in self.probes.values() {
+            self.by_region
+                .entry(p.info.region.clone())
+                .or_default()
+                .push(p.info.id.clone());
+        }
         self.dirty = true;
     }
 
@@ -341,11 +369,22 @@ impl Engine {
         let healthy = !probe.quarantined;
         let p = &self.params;
         let sample = Sample::of(result);
-        let target = self
-            .targets
-            .entry(result.check_id.as_str().to_string())
-            .or_default();
-        let track = target.tracks.entry(result.probe_id.clone()).or_default();
+        // get_mut first: the entry API would allocate the keys on every result.
+        if !self.targets.contains_key(result.check_id.as_str()) {
+            self.targets
+                .insert(result.check_id.as_str().to_string(), TargetState::default());
+        }
+        let Some(target) = self.targets.get_mut(result.check_id.as_str()) else {
+            return;
+        };
+        if !target.tracks.contains_key(&result.probe_id) {
+            target
+                .tracks
+                .insert(result.probe_id.clone(), Track::default());
+        }
+        let Some(track) = target.tracks.get_mut(&result.probe_id) else {
+            return;
+        };
         let est = track.estimates(t, p);
         let (verdict, retransmit) = judge(&sample, &est);
         let mut j = Judged {
@@ -393,6 +432,43 @@ impl Engine {
         }
         let late = j.late;
         track.insert(j);
+        let unremarkable = verdict == Verdict::Ok
+            && !retransmit
+            && !late
+            && self.targets.get(result.check_id.as_str()).is_some_and(|t| {
+                t.quiet
+                    && t.evals
+                        .get(&region)
+                        .is_some_and(|e| e.good.iter().any(|g| g.0 == result.probe_id))
+            });
+        if unremarkable {
+            // Keep the region's freshness current without re-judging it: the full pass only
+            // revisits regions whose samples stopped.
+            if let Some(e) = self
+                .targets
+                .get_mut(result.check_id.as_str())
+                .and_then(|t| t.evals.get_mut(&region))
+            {
+                for g in e.good.iter_mut().filter(|g| g.0 == result.probe_id) {
+                    g.2 = g.2.max(t);
+                }
+                e.stalest_ms = e.good.iter().map(|g| g.2).min().unwrap_or(i64::MAX);
+            }
+            return;
+        }
+        match self.dirty_pairs.get_mut(result.check_id.as_str()) {
+            Some(regions) => {
+                if !regions.contains(&region) {
+                    regions.insert(region.clone());
+                }
+            }
+            None => {
+                self.dirty_pairs.insert(
+                    result.check_id.as_str().to_string(),
+                    BTreeSet::from([region.clone()]),
+                );
+            }
+        }
         if late {
             self.amend_with_late(&region, t, verdict.is_hard());
         } else if healthy && ((!burst && verdict.is_bad()) || retransmit) {
@@ -404,7 +480,6 @@ impl Engine {
             e.server_side |= server_side;
             e.loss_only &= !verdict.is_bad();
         }
-        self.dirty = true;
     }
 
     fn amend_with_late(&mut self, region: &str, t: i64, failed: bool) {
@@ -424,12 +499,18 @@ impl Engine {
 
     /// Advance to `now_ms`: evaluate what changed, order bursts, open, page, update and
     /// resolve incidents.
+    ///
+    /// Cost: new samples re-evaluate only their (target, region); every twelfth of an interval
+    /// a full pass re-evaluates what can change with time alone — regions with anomalies or
+    /// incidents, regions whose samples went stale, silences, clocks and the drift test.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Action> {
         let every = (self.params.interval_ms / 12).max(1);
-        let due = self.last_eval_ms.is_none_or(|l| now_ms - l >= every);
-        if self.dirty || due {
-            self.evaluate(now_ms);
-            self.last_eval_ms = Some(now_ms);
+        let full = self.dirty || self.last_eval_ms.is_none_or(|l| now_ms - l >= every);
+        if full || !self.dirty_pairs.is_empty() {
+            self.evaluate(now_ms, full);
+            if full {
+                self.last_eval_ms = Some(now_ms);
+            }
             self.dirty = false;
         }
         self.order_bursts(now_ms);
@@ -444,63 +525,158 @@ impl Engine {
     }
 
     fn healthy_probes(&self, region: &str, now: i64) -> Vec<&ProbeState> {
-        self.probes
-            .values()
-            .filter(|p| p.info.region == region && !p.quarantined && !self.is_silent(p, now))
+        self.by_region
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.probes.get(id))
+            .filter(|p| !p.quarantined && !self.is_silent(p, now))
             .collect()
     }
 
-    fn evaluate(&mut self, now: i64) {
-        let mut findings = Vec::new();
+    /// One region's evaluation for one target.
+    fn evaluate_pair(&self, tid: &str, region: &str, now: i64) -> Option<RegionEval> {
         let fresh = self.params.fresh_ms;
         let loss_window = 2 * fresh;
-        let regions: BTreeSet<String> = self
+        let target = self.targets.get(tid)?;
+        let views: Vec<ProbeView<'_>> = self
+            .healthy_probes(region, now)
+            .into_iter()
+            .filter_map(|p| {
+                let track = target.tracks.get(&p.info.id)?;
+                let v = track.verdict(now, now - fresh);
+                let (mut connects, mut retransmits, mut first) = (0, 0, None);
+                for j in track
+                    .recent
+                    .iter()
+                    .rev()
+                    .skip_while(|j| j.t > now)
+                    .take_while(|j| j.t > now - loss_window)
+                {
+                    if j.base[0].is_some() || j.retransmit {
+                        connects += 1;
+                    }
+                    if j.retransmit {
+                        retransmits += 1;
+                        first = Some(j.t); // walking back: ends at the earliest
+                    }
+                }
+                Some(ProbeView {
+                    id: &p.info.id,
+                    asn: p.info.asn,
+                    verdict: v.map(|x| x.0),
+                    streak_start: track.streak_start,
+                    latest: v.and_then(|x| x.1),
+                    connects,
+                    retransmits,
+                    first_retransmit: first,
+                    loss_rate: track.loss.rate(),
+                    edge: track.edge.as_deref(),
+                })
+            })
+            .collect();
+        let mut e = evaluate::evaluate_region(region, &views);
+        e.stalest_ms = views
+            .iter()
+            .filter(|v| v.verdict.is_some())
+            .filter_map(|v| {
+                target
+                    .tracks
+                    .get(v.id)
+                    .and_then(|t| t.recent.back())
+                    .map(|j| j.t)
+            })
+            .min()
+            .unwrap_or(i64::MAX);
+        Some(e)
+    }
+
+    /// Whether a full pass must re-evaluate a region whose samples did not change.
+    fn needs_sweep(&self, e: Option<&RegionEval>, now: i64) -> bool {
+        let Some(e) = e else { return true };
+        !e.bad.is_empty() || e.confirmed.is_some() || e.stalest_ms <= now - self.params.fresh_ms
+    }
+
+    fn evaluate(&mut self, now: i64, full: bool) {
+        let interval = self.params.interval_ms;
+        let cusum_due = full
+            && self
+                .last_cusum_ms
+                .is_none_or(|l| l.div_euclid(interval) != now.div_euclid(interval));
+        if full {
+            // A probe falling silent or coming back changes its region's healthy set.
+            let silent: BTreeSet<String> = self
+                .probes
+                .values()
+                .filter(|p| self.is_silent(p, now))
+                .map(|p| p.info.id.clone())
+                .collect();
+            let flipped: BTreeSet<String> = silent
+                .symmetric_difference(&self.silent)
+                .filter_map(|id| self.probes.get(id).map(|p| p.info.region.clone()))
+                .collect();
+            if !flipped.is_empty() {
+                for tid in self.targets.keys() {
+                    self.dirty_pairs
+                        .entry(tid.clone())
+                        .or_default()
+                        .extend(flipped.iter().cloned());
+                }
+            }
+            self.silent = silent;
+        }
+        let mut dirty = std::mem::take(&mut self.dirty_pairs);
+        // Regions holding a quarantined probe: its own samples decide when it is released.
+        let quarantined: BTreeSet<String> = self
             .probes
             .values()
+            .filter(|p| p.quarantined)
             .map(|p| p.info.region.clone())
             .collect();
-        let target_ids: Vec<String> = self.targets.keys().cloned().collect();
+        let regions: Vec<String> = if full {
+            self.by_region.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let target_ids: Vec<String> = if full {
+            self.targets.keys().cloned().collect()
+        } else {
+            dirty.keys().cloned().collect()
+        };
         for tid in &target_ids {
-            let mut evals = BTreeMap::new();
-            for region in &regions {
-                let healthy: Vec<&ProbeState> = self.healthy_probes(region, now);
-                let Some(target) = self.targets.get(tid) else {
-                    continue;
-                };
-                let views: Vec<ProbeView<'_>> = healthy
-                    .iter()
-                    .filter_map(|p| {
-                        let track = target.tracks.get(&p.info.id)?;
-                        let v = track.verdict(now, now - fresh);
-                        let window = track
-                            .recent
-                            .iter()
-                            .filter(|j| j.t > now - loss_window && j.t <= now);
-                        let (mut connects, mut retransmits, mut first) = (0, 0, None);
-                        for j in window {
-                            if j.base[0].is_some() || j.retransmit {
-                                connects += 1;
-                            }
-                            if j.retransmit {
-                                retransmits += 1;
-                                first = first.or(Some(j.t));
-                            }
-                        }
-                        Some(ProbeView {
-                            id: &p.info.id,
-                            asn: p.info.asn,
-                            verdict: v.map(|x| x.0),
-                            streak_start: track.streak_start,
-                            latest: v.and_then(|x| x.1),
-                            connects,
-                            retransmits,
-                            first_retransmit: first,
-                            loss_rate: track.loss.rate(),
-                            edge: track.edge.as_deref(),
+            let mut todo: BTreeSet<String> = dirty.remove(tid).unwrap_or_default();
+            if full {
+                let evals = self.targets.get(tid).map(|t| &t.evals);
+                todo.extend(
+                    regions
+                        .iter()
+                        .filter(|r| {
+                            quarantined.contains(*r)
+                                || self.needs_sweep(evals.and_then(|e| e.get(*r)), now)
                         })
-                    })
-                    .collect();
-                evals.insert(region.clone(), evaluate::evaluate_region(region, &views));
+                        .cloned(),
+                );
+            }
+            if todo.is_empty() && !cusum_due {
+                continue;
+            }
+            let mut changed = false;
+            for region in &todo {
+                if let Some(e) = self.evaluate_pair(tid, region, now)
+                    && let Some(t) = self.targets.get_mut(tid)
+                {
+                    changed |= t
+                        .evals
+                        .get(region)
+                        .is_none_or(|old| !same_verdicts(old, &e));
+                    t.evals.insert(region.clone(), e);
+                }
+            }
+            // Nothing to conclude anew: the regions say what they said, and nothing is open
+            // whose evidence must follow the numbers.
+            let quiet = self.targets.get(tid).is_some_and(|t| t.findings.is_empty());
+            if !changed && quiet && !cusum_due {
+                continue;
             }
             let busy: BTreeSet<String> = self
                 .incidents
@@ -513,21 +689,38 @@ impl Engine {
                 })
                 .flat_map(|i| i.regions.iter().cloned())
                 .collect();
-            let mut target_findings = evaluate::classify(tid, &evals, &busy);
-            target_findings.extend(self.probe_faults(tid, &evals, &target_findings, &busy, now));
-            target_findings.extend(self.drift(tid, &evals, now));
-            findings.extend(target_findings);
+            let evals = self
+                .targets
+                .get_mut(tid)
+                .map(|t| std::mem::take(&mut t.evals))
+                .unwrap_or_default();
+            let settled_before = now - self.params.burst_cooldown_ms;
+            let mut found = evaluate::classify(tid, &evals, &busy, settled_before);
+            found.extend(self.probe_faults(tid, &evals, &found, &busy, now));
+            found.extend(self.drift(tid, &evals, now, cusum_due));
             if let Some(t) = self.targets.get_mut(tid) {
+                t.quiet = found.is_empty()
+                    && evals
+                        .values()
+                        .all(|e| e.bad.is_empty() && e.confirmed.is_none() && !e.warming);
                 t.evals = evals;
+                t.findings = found;
             }
         }
-        if self.last_cusum_ms.is_none_or(|l| {
-            l.div_euclid(self.params.interval_ms) != now.div_euclid(self.params.interval_ms)
-        }) {
+        if cusum_due {
             self.last_cusum_ms = Some(now);
         }
-        findings.extend(self.silences(now));
-        findings.extend(self.clocks(now));
+        if full {
+            let mut ops = self.silences(now);
+            ops.extend(self.clocks(now));
+            self.op_findings = ops;
+        }
+        let findings: Vec<Finding> = self
+            .targets
+            .values()
+            .flat_map(|t| t.findings.iter().cloned())
+            .chain(self.op_findings.iter().cloned())
+            .collect();
         self.reconcile(findings, now);
     }
 
@@ -617,13 +810,14 @@ impl Engine {
 
     /// The slow detector: once per interval, the CUSUM of each region's median round-trip
     /// z-score; above its threshold, a ticket.
-    fn drift(&mut self, tid: &str, evals: &BTreeMap<String, RegionEval>, now: i64) -> Vec<Finding> {
+    fn drift(
+        &mut self,
+        tid: &str,
+        evals: &BTreeMap<String, RegionEval>,
+        now: i64,
+        run: bool,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let interval = self.params.interval_ms;
-        let slot = now.div_euclid(interval);
-        let run = self
-            .last_cusum_ms
-            .is_none_or(|l| l.div_euclid(interval) != slot);
         let fresh = self.params.fresh_ms;
         let open_regions: BTreeSet<String> = self
             .incidents
@@ -635,26 +829,28 @@ impl Engine {
             return out;
         };
         for (region, e) in evals {
+            if !run && !target.cusum.get(region).is_some_and(Cusum::alarm) {
+                continue;
+            }
             let cusum = target.cusum.entry(region.clone()).or_default();
             if run {
                 if e.confirmed.is_some() || open_regions.contains(region) {
                     cusum.reset();
                 } else {
-                    let judged: BTreeSet<&str> = e
+                    let judged = e
                         .good
                         .iter()
-                        .map(|g| g.0.as_str())
-                        .chain(e.bad.iter().map(|b| b.0.as_str()))
-                        .collect();
-                    let mut zs: Vec<f64> = target
-                        .tracks
-                        .iter()
-                        .filter(|(id, _)| judged.contains(id.as_str()))
-                        .filter_map(|(_, t)| {
+                        .map(|g| &g.0)
+                        .chain(e.bad.iter().map(|b| &b.0));
+                    let mut zs: Vec<f64> = judged
+                        .filter_map(|id| target.tracks.get(id))
+                        .filter_map(|t| {
                             t.recent
                                 .iter()
                                 .rev()
-                                .find(|j| !j.burst && !j.late && j.t > now - fresh && j.t <= now)
+                                .skip_while(|j| j.t > now)
+                                .take_while(|j| j.t > now - fresh)
+                                .find(|j| !j.burst && !j.late)
                                 .and_then(|j| j.z[0])
                         })
                         .map(|z| z.clamp(-4.0, 4.0))
@@ -706,6 +902,7 @@ impl Engine {
                 e.0.push(p);
             }
         }
+        let regions_known = by_region.len();
         for (region, (silent, known)) in by_region {
             if silent.is_empty() {
                 continue;
@@ -752,6 +949,20 @@ impl Engine {
                 }
             }
         }
+        let silent_regions = out
+            .iter()
+            .filter(|f| f.class == Class::RegionSilent)
+            .count();
+        if silent_regions >= 2 && silent_regions * 2 >= regions_known {
+            let note = format!(
+                "{silent_regions} of {regions_known} regions stopped reporting at once: the \
+                 coordinator's ingest or its own network is the likely cause, not the regions; \
+                 the state of the targets there is unknown"
+            );
+            for f in out.iter_mut().filter(|f| f.class == Class::RegionSilent) {
+                f.note = Some(note.clone());
+            }
+        }
         out
     }
 
@@ -772,6 +983,25 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// Whether two evaluations of a region say the same thing (who is bad, who confirmed what),
+/// whatever their numbers.
+fn same_verdicts(a: &RegionEval, b: &RegionEval) -> bool {
+    let conf = |e: &RegionEval| {
+        e.confirmed
+            .as_ref()
+            .map(|c| (c.family, c.hard, c.witnesses.clone()))
+    };
+    a.judged == b.judged
+        && a.warming == b.warming
+        && a.edge == b.edge
+        && conf(a) == conf(b)
+        && a.bad.len() == b.bad.len()
+        && a.bad
+            .iter()
+            .zip(&b.bad)
+            .all(|(x, y)| x.0 == y.0 && x.2 == y.2)
 }
 
 fn op_finding(class: Class, region: &str, onset_ms: i64) -> Finding {

@@ -76,6 +76,9 @@ pub struct RegionEval {
     pub warming: bool,
     /// The edge serving most of the region, if any.
     pub edge: Option<String>,
+    /// The oldest among the judged probes' newest samples (`i64::MAX` with none): once it
+    /// leaves the freshness window, the evaluation is out of date even without new samples.
+    pub stalest_ms: i64,
     /// Evidence (deltas over the witnesses, or over everyone when nothing is confirmed).
     pub evidence: RegionEvidence,
 }
@@ -103,10 +106,17 @@ pub fn quorum(p: usize) -> usize {
     (p * 3).div_ceil(5).max(2)
 }
 
-fn network_key(p: &ProbeView<'_>) -> String {
+/// A probe's network for independence: its ASN, or the probe itself when unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Network<'a> {
+    As(u32),
+    Probe(&'a str),
+}
+
+fn network_key<'a>(p: &ProbeView<'a>) -> Network<'a> {
     match p.asn {
-        Some(a) => format!("as{a}"),
-        None => format!("probe:{}", p.id),
+        Some(a) => Network::As(a),
+        None => Network::Probe(p.id),
     }
 }
 
@@ -114,7 +124,7 @@ fn network_key(p: &ProbeView<'_>) -> String {
 pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
     let judged: Vec<&ProbeView<'_>> = probes.iter().filter(|p| p.verdict.is_some()).collect();
     let n = judged.len();
-    let networks: BTreeSet<String> = judged.iter().map(|p| network_key(p)).collect();
+    let networks: BTreeSet<Network<'_>> = judged.iter().map(|p| network_key(p)).collect();
     let mut bad = Vec::new();
     let mut good = Vec::new();
     let mut by_family: BTreeMap<Family, Vec<&ProbeView<'_>>> = BTreeMap::new();
@@ -135,7 +145,7 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
         let mut families: Vec<(&Family, &Vec<&ProbeView<'_>>)> = by_family.iter().collect();
         families.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(b.0.cmp(a.0)));
         for (family, w) in families {
-            let w_networks: BTreeSet<String> = w.iter().map(|p| network_key(p)).collect();
+            let w_networks: BTreeSet<Network<'_>> = w.iter().map(|p| network_key(p)).collect();
             let independent = networks.len() < 2 || w_networks.len() >= 2;
             if w.len() >= q && independent {
                 let hard = w
@@ -204,6 +214,7 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
         good,
         warming,
         edge: most_common(&edges).map(str::to_string),
+        stalest_ms: i64::MAX,
         evidence,
     }
 }
@@ -211,14 +222,14 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
 /// The pooled loss test, leaving out the network (ASN, or the probe when unknown) that lost
 /// most: loss that only one probe, or one ISP's probes, see is theirs, not the region's.
 fn pooled_loss(judged: &[&ProbeView<'_>]) -> Option<Confirmed> {
-    let mut by_network: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_network: BTreeMap<Network<'_>, u64> = BTreeMap::new();
     for p in judged {
         *by_network.entry(network_key(p)).or_default() += p.retransmits;
     }
     let worst = by_network
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(k, _)| k.clone())?;
+        .map(|(k, _)| *k)?;
     let p0 = judged.iter().map(|p| p.loss_rate).sum::<f64>() / judged.len().max(1) as f64;
     let k: u64 = judged.iter().map(|p| p.retransmits).sum();
     let n: u64 = judged.iter().map(|p| p.connects).sum();
@@ -340,6 +351,7 @@ pub fn classify(
     target: &str,
     evals: &BTreeMap<String, RegionEval>,
     busy: &BTreeSet<String>,
+    settled_before: i64,
 ) -> Vec<Finding> {
     let reporting = evals.values().filter(|e| e.judged >= 2).count();
     let most = |n: usize| n >= 2 && n >= reporting.div_ceil(2);
@@ -450,7 +462,7 @@ pub fn classify(
         }
     }
 
-    findings.extend(isp(target, evals, busy));
+    findings.extend(isp(target, evals, busy, settled_before));
     findings
 }
 
@@ -490,6 +502,7 @@ fn isp(
     target: &str,
     evals: &BTreeMap<String, RegionEval>,
     busy: &BTreeSet<String>,
+    settled_before: i64,
 ) -> Vec<Finding> {
     // ASN → (region, bad probes on it there, earliest onset among them).
     type Witnessed<'a> = Vec<(&'a String, usize, Option<i64>)>;
@@ -509,6 +522,9 @@ fn isp(
                 .bad
                 .iter()
                 .filter(|b| b.1 == Some(asn) && b.2 == Family::Net)
+                // Two probes of one network spiking together is chance; the same two still
+                // bad a burst-cooldown later is a pattern.
+                .filter(|b| b.3.is_some_and(|t| t <= settled_before))
                 .collect();
             let good_on = e.good.iter().filter(|g| g.1 == Some(asn)).count();
             let bad_other = e.bad.iter().filter(|b| b.1 != Some(asn)).count();

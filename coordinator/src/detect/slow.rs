@@ -40,11 +40,13 @@ pub fn excess_loss(k: u64, n: u64, p0: f64) -> bool {
 /// Whether the probes outside the worst network see excess loss too, at a looser level: the
 /// pooled test must not be carried by one probe or one ISP alone.
 pub fn corroborated_loss(k: u64, n: u64, p0: f64) -> bool {
-    k >= 2 && binomial_tail(k, n, p0.max(MIN_LOSS_RATE)) < CORROBORATION_P_VALUE
+    k >= MIN_LOSS_EVENTS && binomial_tail(k, n, p0.max(MIN_LOSS_RATE)) < CORROBORATION_P_VALUE
 }
 
-/// The p-value the other networks' share of the loss must reach.
-pub const CORROBORATION_P_VALUE: f64 = 0.01;
+/// The p-value the other networks' share of the loss must reach. It is tested at every
+/// evaluation while loss lasts, so it cannot be lax: at 1 % a network's ordinary 0.2 % loss
+/// corroborated another network's real loss within minutes.
+pub const CORROBORATION_P_VALUE: f64 = 1e-3;
 
 /// Per-probe retransmission-rate baseline: an exponentially forgetting count, so a probe's
 /// usual loss is learnt and old history fades over a few thousand connects.

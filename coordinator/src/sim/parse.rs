@@ -73,6 +73,8 @@ struct RawScore {
     max_false_incidents: Option<Spanned<i64>>,
     #[serde(default)]
     strict_ops: Option<bool>,
+    #[serde(default)]
+    max_false_pages: Option<Spanned<i64>>,
 }
 
 /// What validation needs at hand: the text (for locations), the catalog, the issues so far.
@@ -199,7 +201,14 @@ fn validate(mut cx: Cx<'_>, raw: RawScenario) -> Scenario {
     let mut score = ScoreSpec {
         max_false_incidents: 0,
         strict_ops: raw.score.strict_ops.unwrap_or(false),
+        max_false_pages: None,
     };
+    if let Some(m) = &raw.score.max_false_pages {
+        match usize::try_from(*m.get_ref()) {
+            Ok(n) => score.max_false_pages = Some(n),
+            Err(_) => cx.push(m.span(), "score.max_false_pages", "must be 0 or more"),
+        }
+    }
     if let Some(m) = &raw.score.max_false_incidents {
         match usize::try_from(*m.get_ref()) {
             Ok(n) => score.max_false_incidents = n,

@@ -330,4 +330,8 @@ pub struct ScoreSpec {
     /// Whether unexpected operational incidents (probe-fault, clock-skew, region-silent) count
     /// as false.
     pub strict_ops: bool,
+    /// Extension of the contract (optional): false incidents that paged, tolerated. Lets a
+    /// scenario allow unpaged tickets or transients while still demanding zero false pages;
+    /// `max_false_incidents` still applies.
+    pub max_false_pages: Option<usize>,
 }

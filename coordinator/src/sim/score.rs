@@ -136,8 +136,15 @@ pub fn score(
         .filter(|&i| scenario.score.strict_ops || !scored[i].class.is_operational())
         .map(|i| scored[i].id)
         .collect();
+    let false_pages = (0..scored.len())
+        .filter(|&i| owner[i].is_none() && scored[i].paged_ms.is_some())
+        .count();
     let passed = verdicts.iter().all(Verdict::met)
-        && false_incidents.len() <= scenario.score.max_false_incidents;
+        && false_incidents.len() <= scenario.score.max_false_incidents
+        && scenario
+            .score
+            .max_false_pages
+            .is_none_or(|max| false_pages <= max);
     Scorecard {
         scored: scored.iter().map(|i| i.id).collect(),
         verdicts,

@@ -70,7 +70,14 @@ impl Engine {
                         && (f.onset_ms - inc.onset_ms).abs() <= self.params.group_window_ms
                         && self.share_corridor(&inc.regions, &f.regions))
             }
-            Class::DnsResolver | Class::RegionSilent => regions_meet,
+            Class::DnsResolver => regions_meet,
+            // Regions falling silent together (within a few heartbeats) share one cause: most
+            // likely the coordinator's own ingest or network, not each of them.
+            Class::RegionSilent => {
+                regions_meet
+                    || (inc.is_open()
+                        && (f.onset_ms - inc.onset_ms).abs() <= 4 * self.params.heartbeat_ms)
+            }
             // One target's server treating several regions differently at once is one fault.
             Class::RegionalServer => inc.targets.contains(&f.target),
             Class::OriginDown | Class::OriginSlow => inc.targets.contains(&f.target),

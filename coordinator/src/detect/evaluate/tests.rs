@@ -99,7 +99,7 @@ fn isp_needs_its_probes_bad_and_the_others_fine() {
         "us-east".to_string(),
         region(&[Ok, Ok, Ok, Ok, Ok], &[1, 1, 2, 2, 2]),
     );
-    let f = classify("www", &evals, &BTreeSet::new());
+    let f = classify("www", &evals, &BTreeSet::new(), i64::MAX);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].class, Class::Isp);
     assert_eq!(f[0].asns.iter().collect::<Vec<_>>(), [&1]);
@@ -116,13 +116,13 @@ fn server_signature_in_most_regions_is_the_origin_and_in_one_is_regional_server(
     evals.insert("b".to_string(), bad());
     evals.insert("c".to_string(), ok());
     assert_eq!(
-        classify("www", &evals, &BTreeSet::new())[0].class,
+        classify("www", &evals, &BTreeSet::new(), i64::MAX)[0].class,
         Class::OriginSlow
     );
     evals.insert("b".to_string(), ok());
     evals.insert("d".to_string(), ok());
     assert_eq!(
-        classify("www", &evals, &BTreeSet::new())[0].class,
+        classify("www", &evals, &BTreeSet::new(), i64::MAX)[0].class,
         Class::RegionalServer
     );
 }
@@ -152,13 +152,13 @@ fn a_subset_is_not_called_before_the_others_were_checked_since_it_began() {
     evals.insert("c".to_string(), stale_ok(&js));
     evals.insert("d".to_string(), stale_ok(&js));
     assert!(
-        classify("www", &evals, &BTreeSet::new()).is_empty(),
+        classify("www", &evals, &BTreeSet::new(), i64::MAX).is_empty(),
         "others last checked before the onset"
     );
     evals.insert("b".to_string(), region(&[Ok; 5], &[1, 1, 2, 2, 2]));
     evals.insert("c".to_string(), region(&[Ok; 5], &[1, 1, 2, 2, 2]));
     assert_eq!(
-        classify("www", &evals, &BTreeSet::new())[0].class,
+        classify("www", &evals, &BTreeSet::new(), i64::MAX)[0].class,
         Class::RegionalServer
     );
 }
@@ -208,7 +208,7 @@ proptest! {
         for r in 0..regions {
             evals.insert(format!("r{r}"), region(&[v; 5], &[1, 1, 2, 2, 2]));
         }
-        let f = classify("www", &evals, &BTreeSet::new());
+        let f = classify("www", &evals, &BTreeSet::new(), i64::MAX);
         prop_assert_eq!(f.len(), 1);
         prop_assert!(
             !matches!(f[0].class, Class::RegionalNetwork | Class::RegionalServer | Class::DnsResolver | Class::Isp),
