@@ -1,9 +1,12 @@
 //! `coordinator.toml`: where the coordinator listens and keeps its data, how long it keeps
-//! it, how enrolment behaves, and the monitored targets with their checks and regions.
+//! it, how enrolment behaves, the monitored targets with their checks and regions, and where
+//! probes' networks come from (`[geoip]` databases, `[probes."ID"]` pins).
 //!
 //! Strict like every Meridian file: unknown fields are errors, and every problem is reported at
 //! once as `file:line:column: field: message`. Reading is split from the pure
-//! [`CoordinatorConfig::from_source`]; the files it names (`regions_file`) are read then.
+//! [`CoordinatorConfig::from_source`]; the files it names (`regions_file`) are read then, except
+//! the GeoIP databases, which are large and opened by whoever uses them
+//! ([`GeoIpFiles::open`]: `coordinator run` and `coordinator validate`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +19,8 @@ use meridian_shared::config::{ConfigError, Issues, SourceFile};
 use meridian_shared::regions::{Catalog, RegionId};
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::geoip::{GeoIp, GeoIpError, Network};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -40,6 +45,27 @@ pub struct CoordinatorConfig {
     pub cert_validity: Duration,
     /// Monitored targets, in file order.
     pub targets: Vec<Target>,
+    /// The GeoIP databases probes' networks are read from; none without `[geoip]`.
+    pub geoip: Option<GeoIpFiles>,
+    /// Networks the operator pinned by probe id (`[probes."ID"]`); they win over GeoIP. Only
+    /// `asn`, `as_org` and `country` are ever set.
+    pub pinned_networks: BTreeMap<String, Network>,
+}
+
+/// The `[geoip]` table: paths, resolved against the config file's directory, not yet opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoIpFiles {
+    /// A GeoIP2/GeoLite2 City (or Country) database.
+    pub location: PathBuf,
+    /// A GeoLite2-ASN or GeoIP2-ISP database, when given.
+    pub asn: Option<PathBuf>,
+}
+
+impl GeoIpFiles {
+    /// Opens (reads into memory) the databases.
+    pub fn open(&self) -> Result<GeoIp, GeoIpError> {
+        GeoIp::open(&self.location, self.asn.as_deref())
+    }
 }
 
 /// A monitored site or service and the checks probes run against it.
@@ -64,6 +90,12 @@ impl CoordinatorConfig {
             .flat_map(|t| t.checks.iter())
             .collect()
     }
+
+    /// The network the operator pinned for this probe, if any: apply it over GeoIP with
+    /// [`Network::pinned`] (or [`crate::geoip::probe_network`]).
+    pub fn network_override(&self, probe_id: &str) -> Option<Network> {
+        self.pinned_networks.get(probe_id).cloned()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +111,29 @@ struct Raw {
     enrollment: RawEnrollment,
     #[serde(default)]
     target: Vec<Spanned<RawTarget>>,
+    #[serde(default)]
+    geoip: Option<RawGeoIp>,
+    #[serde(default)]
+    probes: BTreeMap<String, Spanned<RawProbeNetwork>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeoIp {
+    location: Spanned<String>,
+    #[serde(default)]
+    asn: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbeNetwork {
+    #[serde(default)]
+    asn: Option<Spanned<i64>>,
+    #[serde(default)]
+    as_org: Option<Spanned<String>>,
+    #[serde(default)]
+    country: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +179,17 @@ struct RawTarget {
 }
 
 const DAY: u64 = 86_400;
+
+/// AS_TRANS (RFC 6793): what a 2-byte-only speaker sees instead of a 4-byte AS number.
+const AS_TRANS: i64 = 23_456;
+
+/// Target and probe ids: 1 to 64 letters, digits, `-`, `_` or `.` (as certificates carry them).
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
 
 impl CoordinatorConfig {
     /// Reads and validates a file; relative paths in it are relative to its directory.
@@ -250,13 +316,7 @@ impl CoordinatorConfig {
             let t = raw_target.into_inner();
             let field = format!("target[{i}]");
             let (line, _) = src.line_col(t.id.span().start);
-            let id_ok = !t.id.get_ref().is_empty()
-                && t.id.get_ref().len() <= 64
-                && t.id
-                    .get_ref()
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !id_ok {
+            if !is_id(t.id.get_ref()) {
                 issues.push(src.issue(
                     t.id.span(),
                     format!("{field}.id"),
@@ -333,6 +393,11 @@ impl CoordinatorConfig {
             });
         }
 
+        let geoip = raw
+            .geoip
+            .and_then(|g| geoip_files(g, base, src, &mut issues));
+        let pinned_networks = pinned_networks(raw.probes, src, &mut issues);
+
         // An unparsable address was recorded as an issue, so `finish` fails; the stand-in
         // never escapes.
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -348,8 +413,123 @@ impl CoordinatorConfig {
             token_ttl,
             cert_validity,
             targets,
+            geoip,
+            pinned_networks,
         })
     }
+}
+
+/// `[geoip]`: the paths, resolved against `base`; only their syntax is checked here.
+fn geoip_files(
+    raw: RawGeoIp,
+    base: &Path,
+    src: &SourceFile,
+    issues: &mut Issues,
+) -> Option<GeoIpFiles> {
+    let mut path = |p: &Spanned<String>, field: &str, what: &str| {
+        if p.get_ref().trim().is_empty() {
+            issues.push(src.issue(p.span(), field, format!("an empty path: name {what}")));
+            None
+        } else {
+            Some(base.join(p.get_ref()))
+        }
+    };
+    let location = path(
+        &raw.location,
+        "geoip.location",
+        "a GeoIP2/GeoLite2 City or Country database (.mmdb)",
+    );
+    let asn = raw.asn.as_ref().map(|a| {
+        path(
+            a,
+            "geoip.asn",
+            "a GeoLite2-ASN or GeoIP2-ISP database (.mmdb), or leave `asn` out",
+        )
+    });
+    // An empty `asn` was recorded as an issue, so dropping it here never reaches a caller.
+    Some(GeoIpFiles {
+        location: location?,
+        asn: asn.flatten(),
+    })
+}
+
+/// `[probes."ID"]`: networks pinned by hand, each checked on its own.
+fn pinned_networks(
+    raw: BTreeMap<String, Spanned<RawProbeNetwork>>,
+    src: &SourceFile,
+    issues: &mut Issues,
+) -> BTreeMap<String, Network> {
+    let mut pinned = BTreeMap::new();
+    for (id, p) in raw {
+        let field = format!("probes.{id}");
+        let span = p.span();
+        let p = p.into_inner();
+        if !is_id(&id) {
+            issues.push(src.issue(
+                span.clone(),
+                field.clone(),
+                format!(
+                    "{id:?} is not a probe id: 1 to 64 characters of letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        if p.asn.is_none() && p.country.is_none() {
+            issues.push(src.issue(
+                span,
+                field.clone(),
+                "pins nothing: give `asn`, `country` or both",
+            ));
+        }
+        let asn = p.asn.as_ref().and_then(|a| {
+            let n = *a.get_ref();
+            let problem = match u32::try_from(n) {
+                Ok(0 | u32::MAX) | Err(_) => Some(format!(
+                    "{n} is not an AS number: they run from 1 to 4294967294"
+                )),
+                Ok(_) if n == AS_TRANS => Some(format!(
+                    "{n} is AS_TRANS, which stands in for a 4-byte AS number: pin that number"
+                )),
+                Ok(_) => None,
+            };
+            match problem {
+                Some(message) => {
+                    issues.push(src.issue(a.span(), format!("{field}.asn"), message));
+                    None
+                }
+                None => u32::try_from(n).ok(),
+            }
+        });
+        if let (Some(org), None) = (&p.as_org, &p.asn) {
+            issues.push(src.issue(
+                org.span(),
+                format!("{field}.as_org"),
+                "names the pinned AS: give `asn` too",
+            ));
+        }
+        let country = p.country.as_ref().and_then(|c| {
+            let code = c.get_ref();
+            if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                Some(code.clone())
+            } else {
+                issues.push(src.issue(
+                    c.span(),
+                    format!("{field}.country"),
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code such as \"DE\""),
+                ));
+                None
+            }
+        });
+        pinned.insert(
+            id,
+            Network {
+                asn,
+                as_org: p.as_org.map(Spanned::into_inner),
+                country,
+                location: None,
+            },
+        );
+    }
+    pinned
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! with its exact message.
 
 use super::*;
+use crate::geoip::Network;
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,6 +39,85 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(c.cert_validity, Duration::from_secs(90 * DAY));
     assert_eq!(c.server_names, ["localhost"]);
     assert!(c.targets.is_empty());
+    assert_eq!(c.geoip, None);
+    assert!(c.pinned_networks.is_empty());
+}
+
+#[test]
+fn the_examples_geoip_and_pins_are_valid_once_uncommented() {
+    // They ship commented out: the databases are not on every machine, and a pin names one
+    // probe. Uncommented, they must still parse.
+    let text = std::fs::read_to_string(manifest_dir().join("coordinator.example.toml")).unwrap();
+    let keys = [
+        "[geoip]",
+        "[probes.",
+        "location =",
+        "asn =",
+        "as_org =",
+        "country =",
+    ];
+    let text: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if keys.iter().any(|k| rest.starts_with(k)) => format!("{rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let src = SourceFile::new("coordinator.example.toml", text);
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    assert_eq!(
+        c.geoip,
+        Some(GeoIpFiles {
+            location: "/var/lib/GeoIP/GeoLite2-City.mmdb".into(),
+            asn: Some("/var/lib/GeoIP/GeoLite2-ASN.mmdb".into()),
+        })
+    );
+    assert_eq!(
+        c.network_override("me-south-1a"),
+        Some(Network {
+            asn: Some(64500),
+            as_org: Some("Example Gulf Telecom".into()),
+            country: Some("BH".into()),
+            location: None,
+        })
+    );
+    assert_eq!(c.network_override("me-south-1b"), None);
+}
+
+#[test]
+fn geoip_paths_are_relative_to_the_file_and_pins_may_be_partial() {
+    let src = SourceFile::new(
+        "c.toml",
+        "data_dir = \"d\"\n[listen]\nquic = \"127.0.0.1:4433\"\n\
+         [geoip]\nlocation = \"geo/City.mmdb\"\n\
+         [probes.eu-1]\nasn = 4200000001\n\
+         [probes.\"eu-2\"]\ncountry = \"DE\"\n",
+    );
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    let files = c.geoip.clone().unwrap();
+    assert_eq!(files.location, Path::new("/etc/meridian/geo/City.mmdb"));
+    assert_eq!(files.asn, None);
+    assert_eq!(
+        c.network_override("eu-1"),
+        Some(Network {
+            asn: Some(4_200_000_001),
+            ..Network::default()
+        })
+    );
+    assert_eq!(
+        c.network_override("eu-2"),
+        Some(Network {
+            country: Some("DE".into()),
+            ..Network::default()
+        })
+    );
+    // Opening is not parsing: the file does not exist, and that is `open`'s error.
+    let err = files.open().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot read the GeoIP database /etc/meridian/geo/City.mmdb: "),
+        "{err}"
+    );
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //!   idempotent ingest keyed on (probe, sequence).
 //! - [`service`]: the QUIC endpoint: the probe link (mutual TLS, Hello, batches acknowledged
 //!   once durable, revocation closing live connections) and enrolment.
+//! - [`geoip`]: a probe's network (ASN, country, location) from GeoIP2/GeoLite2 databases, and
+//!   the far-from-its-region flag.
 //!
 //! - [`detect`]: the detection engine, pure and deterministic: results in, incidents out.
 //! - [`sim`]: `coordinator simulate`: scenario files, a simulated world in virtual time, scoring.
@@ -14,6 +16,7 @@
 
 pub mod config;
 pub mod detect;
+pub mod geoip;
 pub mod pki;
 pub mod service;
 pub mod sim;

@@ -1,6 +1,6 @@
 //! `coordinator`: Meridian's central service. Thin CLI over the library: `run` (the QUIC
-//! service, see [`run`]), the region catalog, config validation, enrolment tokens and the probe
-//! registry, and `simulate` (scenario files run through the detection engine, see
+//! service, see [`run`]), the region catalog, config validation, enrolment tokens, the probe
+//! registry, the stored incidents, and `simulate` (scenario files run through the detection engine, see
 //! [`sim`]). Errors map to exit codes here: 0 success, 1 nothing to do (or, for `simulate`, an
 //! expectation not met), 2 invalid input.
 
@@ -76,6 +76,21 @@ enum Command {
     /// The probe registry.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// List the incidents detection stored, oldest first: a table, or one JSON object per line.
+    #[command(
+        after_help = "Examples:\n  coordinator incidents --data-dir /var/lib/meridian --open\n  coordinator incidents --data-dir /var/lib/meridian --json"
+    )]
+    Incidents {
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print one JSON object per incident per line instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Only incidents still open (confirmed or paged).
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +175,49 @@ fn listing(probes: &[ProbeListing], now_ms: i64) -> String {
     }
     let _ = writeln!(out, "{} probes", probes.len());
     out
+}
+
+/// `coordinator incidents`: the stored incidents as a table (times in UTC, time to detect in
+/// seconds) or, with `json`, one `store::incidents::IncidentRecord` per line.
+fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let records = open_data_dir(data_dir)?.incidents(open)?;
+    let mut out = String::new();
+    if json {
+        for r in &records {
+            let _ = writeln!(out, "{}", serde_json::to_string(r)?);
+        }
+        return Ok(out);
+    }
+    let at = |ms: Option<i64>| {
+        ms.and_then(|ms| u64::try_from(ms).ok())
+            .map_or("-".to_string(), |ms| {
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
+                    .to_string()
+            })
+    };
+    let _ = writeln!(
+        out,
+        "{:<6} {:<18} {:<12} {:<24} {:<20} {:>7} {:<20} {:<20} explanation",
+        "id", "class", "state", "regions", "detected", "ttd", "paged", "resolved"
+    );
+    for r in &records {
+        let _ = writeln!(
+            out,
+            "{:<6} {:<18} {:<12} {:<24} {:<20} {:>7} {:<20} {:<20} {}",
+            r.id,
+            r.class,
+            r.state.as_str(),
+            r.regions.join(","),
+            at(Some(r.detected_ms)),
+            format!("{:.1}s", r.ttd_ms as f64 / 1000.0),
+            at(r.paged_ms),
+            at(r.resolved_ms),
+            r.explanation
+        );
+    }
+    let _ = writeln!(out, "{} incidents", records.len());
+    Ok(out)
 }
 
 /// `coordinator simulate`: every file is validated before anything runs, so a typo in the
@@ -299,6 +357,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { config } => match CoordinatorConfig::load(&config) {
             Ok(c) => {
+                // The databases are opened as `coordinator run` would: a bad one fails here too.
+                let geoip = match c.geoip.as_ref().map(|g| g.open()).transpose() {
+                    Ok(geoip) => geoip,
+                    Err(e) => {
+                        eprintln!("{}: geoip: {e}", config.display());
+                        return Ok(ExitCode::from(2));
+                    }
+                };
                 let checks: usize = c.targets.iter().map(|t| t.checks.len()).sum();
                 println!(
                     "{}: valid ({} targets, {checks} checks, {} regions, data in {})",
@@ -307,6 +373,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     c.catalog.len(),
                     c.data_dir.display()
                 );
+                if let Some(geoip) = geoip {
+                    println!("geoip: {}", geoip.summary());
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -344,6 +413,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let probes = store.probe_listing()?;
             print!("{}", listing(&probes, now_ms()));
         }
+        Command::Incidents {
+            data_dir,
+            json,
+            open,
+        } => print!("{}", incidents(&data_dir, json, open)?),
         Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             if store.revoke_probe(&id, now_ms())? {

@@ -6,7 +6,9 @@
 //! start and hourly), reload (SIGHUP, and a poll of the file's modification time: the new
 //! targets are put in force and pushed to probes; an invalid file is logged with every
 //! `file:line` problem and the old configuration kept), and the signals that stop it all
-//! cleanly (connections closed, liveness flushed).
+//! cleanly (connections closed, liveness flushed). Detection runs inside the service (its own
+//! thread, see `service::detection`): incidents are logged at INFO and stored for
+//! `coordinator incidents`.
 //!
 //! Deliberately absent: the HTTP API (`listen.http`, later issues). Settings other than the
 //! targets and retentions (addresses, data directory, enrolment) need a restart; a reload that

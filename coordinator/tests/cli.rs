@@ -348,3 +348,114 @@ fn simulate_exits_2_with_the_reason_for_unreadable_or_invalid_files() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(text(&out.stdout).contains("coordinator simulate tests/scenarios/*.toml"));
 }
+
+/// A stored incident for `coordinator incidents` to list.
+fn stored_incident(
+    id: u64,
+    class: &str,
+    state: meridian_coordinator::store::incidents::StoredState,
+) -> meridian_coordinator::store::incidents::IncidentRecord {
+    meridian_coordinator::store::incidents::IncidentRecord {
+        id,
+        class: class.into(),
+        state,
+        severity: "page".into(),
+        regions: vec!["eu-central".into(), "us-east".into()],
+        targets: vec!["home".into()],
+        asns: Vec::new(),
+        probe: None,
+        edge: None,
+        onset_ms: 1_767_571_200_000,
+        detected_ms: 1_767_571_203_500,
+        ttd_ms: 3_500,
+        paged_ms: Some(1_767_571_203_500),
+        resolved_ms: None,
+        explanation: format!("incident {id}: 4 of 4 probes fail (http-status)"),
+        evidence: Vec::new(),
+        timeline: Vec::new(),
+        updated_ms: 1_767_571_203_500,
+    }
+}
+
+#[test]
+fn incidents_lists_the_stored_incidents_as_a_table_or_json_lines() {
+    use meridian_coordinator::store::incidents::StoredState;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let list = |extra: &[&str]| {
+        let out = coordinator()
+            .args(["incidents", "--data-dir", data.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        text(&out.stdout)
+    };
+    assert_eq!(list(&[]).lines().last(), Some("0 incidents"));
+    assert_eq!(list(&["--json"]), "");
+
+    {
+        let store = meridian_coordinator::store::Store::open(&data).unwrap();
+        let mut resolved = stored_incident(1, "origin-down", StoredState::Resolved);
+        resolved.resolved_ms = Some(1_767_571_260_000);
+        store.upsert_incident(&resolved).unwrap();
+        store
+            .upsert_incident(&stored_incident(2, "regional-network", StoredState::Paged))
+            .unwrap();
+    }
+
+    let table = list(&[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    for column in [
+        "id", "class", "state", "regions", "detected", "ttd", "paged", "resolved",
+    ] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    let first: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        first[..8],
+        [
+            "1",
+            "origin-down",
+            "resolved",
+            "eu-central,us-east",
+            "2026-01-05T00:00:03Z",
+            "3.5s",
+            "2026-01-05T00:00:03Z",
+            "2026-01-05T00:01:00Z",
+        ],
+        "{table}"
+    );
+    assert!(lines[1].ends_with("incident 1: 4 of 4 probes fail (http-status)"));
+    assert!(
+        lines[2].contains(" paged ") && lines[2].contains(" - "),
+        "{table}"
+    );
+    assert_eq!(lines[3], "2 incidents");
+
+    // --open: only what is still open; --json: one object per line, the documented fields.
+    let open = list(&["--open"]);
+    assert!(
+        open.contains("regional-network") && !open.contains("origin-down"),
+        "{open}"
+    );
+    let json = list(&["--json"]);
+    let objects: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2, "{json}");
+    assert_eq!(objects[0]["class"], "origin-down");
+    assert_eq!(objects[0]["state"], "resolved");
+    assert_eq!(objects[0]["ttd_ms"], 3_500);
+    assert_eq!(
+        objects[0]["regions"],
+        serde_json::json!(["eu-central", "us-east"])
+    );
+    assert_eq!(objects[1]["paged_ms"], 1_767_571_203_500_i64);
+    assert!(objects[1]["resolved_ms"].is_null());
+    let open_json = list(&["--json", "--open"]);
+    assert_eq!(open_json.lines().count(), 1, "{open_json}");
+}

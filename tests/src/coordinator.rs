@@ -1,6 +1,7 @@
 //! Running the real `coordinator` binary from a test: one-shot commands (`token create`,
-//! `probe list|revoke`), and `coordinator run` as a child that is found listening by its
-//! "listening on ADDR" log line, killed with SIGKILL or stopped with SIGTERM.
+//! `probe list|revoke`, [`enroll`] with the `probe` binary too), and `coordinator run` as a
+//! child that is found listening by its "listening on ADDR" log line, killed with SIGKILL or
+//! stopped with SIGTERM.
 //!
 //! Like [`crate::cli::probe_bin`], [`coordinator_bin`] finds the binary next to the test
 //! executable and refuses a build older than its sources; `coordinator/tests/cli.rs` is what
@@ -90,6 +91,42 @@ pub async fn create_token(data_dir: &Path, region: &str) -> anyhow::Result<Token
     .await?;
     anyhow::ensure!(out.code == Some(0), "token create failed: {out:?}");
     parse_token(&out.stdout).with_context(|| format!("token create printed: {out:?}"))
+}
+
+/// Enrols a probe in `region` with the coordinator keeping `data_dir` and listening on `addr`:
+/// `coordinator token create`, then `probe enroll` into `state`. Returns the probe's id.
+pub async fn enroll(
+    data_dir: &Path,
+    addr: SocketAddr,
+    region: &str,
+    state: &Path,
+) -> anyhow::Result<String> {
+    let token = create_token(data_dir, region).await?;
+    let out = crate::cli::probe(&[
+        "enroll",
+        "--coordinator",
+        &addr.to_string(),
+        "--server-name",
+        "localhost",
+        "--token",
+        &token.token,
+        "--ca-fingerprint",
+        &token.ca_fingerprint,
+        "--state-dir",
+        state.to_str().context("state dir is not UTF-8")?,
+    ])
+    .await?;
+    anyhow::ensure!(out.code == Some(0), "probe enroll failed: {out:?}");
+    anyhow::ensure!(
+        out.stdout.contains(&format!("in region {region}")),
+        "probe enroll enrolled elsewhere: {out:?}"
+    );
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrolled as probe "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .with_context(|| format!("no probe id in {out:?}"))
 }
 
 /// A `coordinator.toml` with one target holding one HTTP check of `url` every second for

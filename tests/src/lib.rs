@@ -12,8 +12,12 @@
 //! - [`raw`]: [`RawServer`], a TCP server that answers with fixed bytes or holds the
 //!   connection in silence, for protocol failures.
 //! - [`cli`]: finding and running the `probe` binary, one-shot or as a long-running agent.
-//! - [`coordinator`]: the `coordinator` binary: one-shot commands, and `coordinator run` found
-//!   by its "listening on" line, killed or stopped.
+//! - [`coordinator`]: the `coordinator` binary: one-shot commands (a probe enrolled in a region
+//!   in one call), and `coordinator run` found by its "listening on" line, killed or stopped.
+//! - [`status`]: [`StatusOrigin`], an origin answering every request with a status the test
+//!   switches at run time (an outage, a recovery).
+//! - [`mmdb`]: [`mmdb::MmdbBuilder`], small MaxMind DB (`.mmdb`) files built in the test, for
+//!   the coordinator's GeoIP lookups.
 //!
 //! A typical test:
 //!
@@ -32,12 +36,15 @@
 pub mod cli;
 pub mod coordinator;
 pub mod dns;
+pub mod mmdb;
 pub mod origin;
 pub mod probe;
 pub mod raw;
 pub mod relay;
+pub mod status;
 
 pub use dns::{ScriptedDns, ZoneServer};
 pub use origin::{OriginBuilder, TestOrigin};
 pub use probe::RunnerBuilder;
 pub use raw::RawServer;
+pub use status::StatusOrigin;

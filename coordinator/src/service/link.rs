@@ -11,8 +11,9 @@
 //! Right after `HelloAck` the probe's current assignment is sent, and again whenever the
 //! service nudges the session ([`Push::Assignment`]) and the version differs from the one sent.
 //! Commands arrive the same way; a ping's t1 is stamped as it is written, and its `Pong`
-//! gives an offset sample (`wire::clock_offset`). Any message refreshes the probe's last-seen
-//! time in memory; nothing is written to the store per heartbeat.
+//! gives an offset sample (`wire::clock_offset`), and the filtered estimate goes to detection.
+//! Any message refreshes the probe's last-seen time in memory; nothing is written to the store
+//! per heartbeat. Stored results reach detection from the store thread, after their commit.
 //!
 //! Bad input: a payload that does not decode costs that frame only (counted, logged); an
 //! oversized length ends the session with a `Reject` (it breaks framing for good).
@@ -27,6 +28,7 @@ use meridian_shared::wire::{
 use quinn::{Connection, RecvStream, SendStream};
 use tracing::Instrument as _;
 
+use super::detection::Observation;
 use super::state::{self, Push};
 use super::{Counters, LiveConn, ServiceError, Shared, close, now_ms};
 use crate::pki::ProbeIdentity;
@@ -401,6 +403,11 @@ async fn session(
                 match state::clock_sample(shared, probe_id, offset_ms, delay_ms) {
                     Some((best_offset_ms, best_delay_ms)) => {
                         Counters::add(&shared.counters.pongs, 1);
+                        shared.detection.observe(Observation::Clock {
+                            probe_id: probe_id.to_owned(),
+                            offset_ms: best_offset_ms,
+                            at_ms: t4,
+                        });
                         tracing::debug!(
                             offset_ms,
                             delay_ms,

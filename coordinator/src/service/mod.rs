@@ -18,8 +18,8 @@
 //!   connections send it closures and batches and await the answer, so an acknowledgement is
 //!   sent only once the transaction committed. Batches are group-committed: whatever is queued
 //!   when the thread comes round (many connections' batches) goes into ONE transaction
-//!   ([`Store::ingest_many`]), so one fsync and one rollup merge serve them all, and each
-//!   batch's answer (hence its `Ack`) follows that commit.
+//!   ([`Store::ingest_many_fresh`]), so one fsync and one rollup merge serve them all, and
+//!   each batch's answer (hence its `Ack`) follows that commit ([`store_thread`]).
 //! - **Identity** is the certificate's; see [`link`] for the session itself and [`enroll`] for
 //!   enrolment.
 //! - **Assignments** are computed by the pure [`assign`] from the targets in force and the
@@ -30,14 +30,19 @@
 //!   [`ServiceConfig::ping_interval`], and each `Pong` feeds the probe's clock-offset estimate.
 //! - **Liveness** is kept in memory (every message refreshes it) and flushed to the store every
 //!   [`ServiceConfig::flush_interval`], many probes per transaction, and at shutdown.
+//! - **Detection** runs on its own thread owning the `detect` engine ([`detection`]): fed each
+//!   result once its commit succeeded (duplicates left out), heartbeats, clock estimates and the
+//!   topology; its bursts go out as commands, its incident transitions are logged and stored.
 //!
 //! Deliberately absent: reading the config file and signals (`coordinator run` does that).
 
 pub mod assign;
+mod detection;
 mod enroll;
 mod link;
 mod liveness;
 mod state;
+mod store_thread;
 #[cfg(test)]
 mod tests;
 
@@ -48,17 +53,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meridian_shared::wire::{Assignment, Command, CommandKind, SequencedResult};
+use meridian_shared::wire::{Assignment, Command, CommandKind};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::task::JoinSet;
 
 use crate::config::CoordinatorConfig;
 use crate::pki::{Ca, PkiError};
-use crate::store::{Ingested, ProbeBatch, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use enroll::{ENROLL_ALPN, EnrollRequest, EnrollResponse, Enrolled, MAX_ENROLL_FRAME};
 pub use liveness::{ClockFilter, ProbeState, is_silent};
 use state::Push;
+use store_thread::StoreThread;
 
 /// QUIC application close codes the coordinator uses. The reason text says the same for
 /// people; the code is what a probe acts on (it stops retrying on [`close::REVOKED`]).
@@ -177,6 +183,14 @@ pub struct Counters {
     pub enrolled: AtomicU64,
     /// Enrolment attempts refused.
     pub enroll_refused: AtomicU64,
+    /// Bursts the detection engine ordered.
+    pub bursts_ordered: AtomicU64,
+    /// Burst commands sent for them (one per probe with a live session).
+    pub burst_commands: AtomicU64,
+    /// Probes a burst named that had no live session (skipped).
+    pub burst_probes_skipped: AtomicU64,
+    /// Incident transitions (opened, paged, updated, resolved, re-opened) logged and stored.
+    pub incident_transitions: AtomicU64,
 }
 
 impl Counters {
@@ -218,146 +232,6 @@ pub enum ServiceError {
     NotConnected(String),
 }
 
-/// Work for the store thread.
-enum Job {
-    /// Run a closure (queries, tokens, liveness, assignments).
-    Call(Box<dyn FnOnce(&mut Store) + Send>),
-    /// Store one probe's batch; grouped with the other batches waiting (group commit).
-    Ingest(IngestJob),
-}
-
-/// One probe's batch waiting for the next group commit.
-struct IngestJob {
-    /// Authenticated probe id.
-    probe_id: String,
-    /// Authenticated region.
-    region: String,
-    /// Accepted records, already relabelled with the identity above.
-    records: Vec<SequencedResult>,
-    /// When the batch arrived, Unix ms.
-    received_ms: i64,
-    /// Answered once the group's transaction committed (or failed).
-    reply: tokio::sync::oneshot::Sender<Result<Ingested, Arc<StoreError>>>,
-}
-
-/// A group commit stops taking batches past this many results. Bounds one transaction's
-/// memory and latency; measured over QUIC on 2 cores, 100,000 lost ~20 % of the throughput
-/// (every session waited on one huge commit, so decoding stopped overlapping with storing),
-/// while 10,000 matched per-batch commits and still cuts the fsyncs ~20-fold.
-const MAX_GROUP_RESULTS: usize = 10_000;
-/// ... or past this many queued jobs taken in one round.
-const MAX_GROUP_JOBS: usize = 4_096;
-
-/// Sends closures and batches to the thread that owns the [`Store`].
-#[derive(Clone)]
-struct StoreThread {
-    /// The job queue; the thread ends when every sender is gone.
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl StoreThread {
-    fn spawn(mut store: Store) -> Result<StoreThread, std::io::Error> {
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("meridian-store".into())
-            .spawn(move || {
-                // Group commit: take everything already queued (bounded), commit the batches
-                // among it in one transaction, then answer each. Closures run in queue order;
-                // batches queued before a closure are committed before it runs.
-                let mut group = Vec::new();
-                while let Ok(first) = rx.recv() {
-                    let (mut next, mut results, mut taken) = (Some(first), 0, 0);
-                    while let Some(job) = next.take() {
-                        taken += 1;
-                        match job {
-                            Job::Call(f) => {
-                                commit(&mut store, &mut group);
-                                f(&mut store);
-                            }
-                            Job::Ingest(batch) => {
-                                results += batch.records.len();
-                                group.push(batch);
-                            }
-                        }
-                        if results < MAX_GROUP_RESULTS && taken < MAX_GROUP_JOBS {
-                            next = rx.try_recv().ok();
-                        }
-                    }
-                    commit(&mut store, &mut group);
-                }
-            })?;
-        Ok(StoreThread { jobs })
-    }
-
-    async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> T + Send + 'static,
-    ) -> Result<T, ServiceError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = Job::Call(Box::new(move |store| {
-            let _ = tx.send(f(store));
-        }));
-        self.jobs.send(job).map_err(|_| ServiceError::StoreGone)?;
-        rx.await.map_err(|_| ServiceError::StoreGone)
-    }
-
-    /// Stores one probe's batch in the next group commit; returns once it is committed.
-    async fn ingest(
-        &self,
-        probe_id: String,
-        region: String,
-        records: Vec<SequencedResult>,
-        received_ms: i64,
-    ) -> Result<Ingested, ServiceError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let job = Job::Ingest(IngestJob {
-            probe_id,
-            region,
-            records,
-            received_ms,
-            reply,
-        });
-        self.jobs.send(job).map_err(|_| ServiceError::StoreGone)?;
-        rx.await
-            .map_err(|_| ServiceError::StoreGone)?
-            .map_err(ServiceError::Ingest)
-    }
-}
-
-/// Commits the waiting batches in one transaction and answers each (nothing when empty).
-fn commit(store: &mut Store, group: &mut Vec<IngestJob>) {
-    if group.is_empty() {
-        return;
-    }
-    let received_ms = group
-        .iter()
-        .map(|j| j.received_ms)
-        .max()
-        .unwrap_or_default();
-    let outcome = {
-        let batches: Vec<ProbeBatch<'_, SequencedResult>> = group
-            .iter()
-            .map(|j| (j.probe_id.as_str(), j.region.as_str(), j.records.as_slice()))
-            .collect();
-        store.ingest_many(&batches, received_ms)
-    };
-    tracing::trace!(batches = group.len(), "group commit");
-    match outcome {
-        Ok(each) => {
-            for (job, ingested) in group.drain(..).zip(each) {
-                let _ = job.reply.send(Ok(ingested));
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, batches = group.len(), "group commit failed");
-            let error = Arc::new(error);
-            for job in group.drain(..) {
-                let _ = job.reply.send(Err(error.clone()));
-            }
-        }
-    }
-}
-
 /// State shared by the accept loop, every connection task and the handles.
 struct Shared {
     /// Behaviour.
@@ -378,6 +252,8 @@ struct Shared {
     refreshing: tokio::sync::Mutex<()>,
     /// The next command id (pings included); unique for this run of the service.
     next_command: AtomicU64,
+    /// The detection thread's inbox.
+    detection: detection::Feed,
 }
 
 /// One live link connection.
@@ -505,6 +381,14 @@ impl ServiceHandle {
     /// Puts a new configuration's targets in force: every probe's assignment is recomputed,
     /// and the changed ones are pushed to live probes. Returns how many changed.
     pub async fn reload(&self, config: Arc<CoordinatorConfig>) -> Result<usize, ServiceError> {
+        let interval_ms = detection::interval_ms(Some(&config));
+        if interval_ms != self.shared.detection.interval_ms {
+            tracing::warn!(
+                interval_ms,
+                detection_interval_ms = self.shared.detection.interval_ms,
+                "the smallest check interval changed: detection keeps its time scale until restart"
+            );
+        }
         *self
             .shared
             .targets
@@ -625,19 +509,34 @@ impl Service {
         let mut probes = state::State::default();
         let (versioned, registry) =
             state::compute(&mut store, config.targets.as_deref(), now_ms())?;
-        state::install(&mut probes, versioned, registry);
+        // Detection: a new run of the engine over the registry.
+        let (id_base, interrupted) = store.begin_detection(now_ms())?;
+        if interrupted > 0 {
+            tracing::info!(
+                interrupted,
+                "incidents left open by the previous run marked interrupted"
+            );
+        }
         let targets = config.targets.clone();
+        let engine = crate::detect::Engine::new(
+            detection::params(targets.as_deref(), config.heartbeat_interval),
+            detection::topology(&registry, &detection::catalog(targets.as_deref())),
+        );
+        let (feed, inbox) = detection::channel(detection::interval_ms(targets.as_deref()));
+        state::install(&mut probes, versioned, registry);
         let shared = Arc::new(Shared {
             config,
             counters: Counters::default(),
-            store: StoreThread::spawn(store)?,
+            store: StoreThread::spawn(store, feed.clone())?,
             ca,
             live: Mutex::new(HashMap::new()),
             state: Mutex::new(probes),
             targets: Mutex::new(targets),
             refreshing: tokio::sync::Mutex::new(()),
             next_command: AtomicU64::new(1),
+            detection: feed,
         });
+        detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox)?;
         Ok(Service {
             endpoint,
             handle: ServiceHandle { shared, local_addr },

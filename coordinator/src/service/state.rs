@@ -7,7 +7,8 @@
 //! [`assign`](super::assign) decides, new versions are stored, then installed here and pushed
 //! (a [`Push::Assignment`] nudge; each session sends the current assignment if it differs
 //! from what it sent). Liveness is written here on every message and flushed to the store
-//! periodically ([`flush`]), many probes in one transaction.
+//! periodically ([`flush`]), many probes in one transaction. Detection hears of it too: the
+//! topology after every refresh, and "heard from" (at most once a second per probe).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -16,6 +17,7 @@ use meridian_shared::regions::RegionId;
 use meridian_shared::wire::{Assignment, Command};
 
 use super::assign::{self, Versioned};
+use super::detection::{self, HEARD_EVERY_MS, Observation};
 use super::liveness::{ClockFilter, ProbeState, is_silent};
 use super::{ServiceError, Shared};
 use crate::config::CoordinatorConfig;
@@ -51,6 +53,8 @@ pub(super) struct Seen {
     clock: ClockFilter,
     /// The estimate changed since the last flush.
     offset_dirty: bool,
+    /// When detection was last told the probe was heard from, Unix ms.
+    heard_fed_ms: Option<i64>,
 }
 
 /// Everything the service knows of its probes, under one lock (held briefly, never across an
@@ -153,6 +157,10 @@ pub(super) async fn refresh(shared: &Arc<Shared>) -> Result<usize, ServiceError>
         .store
         .call(move |s| compute(s, targets.as_deref(), super::now_ms()))
         .await??;
+    let catalog = detection::catalog(shared.targets().as_deref());
+    shared
+        .detection
+        .topology(detection::topology(&probes, &catalog));
     let changed = install(&mut shared.state(), versioned, probes);
     for id in &changed {
         shared.push(id, Push::Assignment);
@@ -175,14 +183,29 @@ pub(super) fn refresh_later(shared: &Arc<Shared>) {
 
 /// Something arrived from a probe.
 pub(super) fn touch(shared: &Shared, probe_id: &str, region: &str, now_ms: i64) {
-    let mut state = shared.state();
-    let seen = state.probes.entry(probe_id.to_owned()).or_default();
-    if seen.region.is_empty() {
-        region.clone_into(&mut seen.region);
-    }
-    if seen.last_seen_ms.is_none_or(|t| t < now_ms) {
-        seen.last_seen_ms = Some(now_ms);
-        seen.seen_dirty = true;
+    let heard = {
+        let mut state = shared.state();
+        let seen = state.probes.entry(probe_id.to_owned()).or_default();
+        if seen.region.is_empty() {
+            region.clone_into(&mut seen.region);
+        }
+        if seen.last_seen_ms.is_none_or(|t| t < now_ms) {
+            seen.last_seen_ms = Some(now_ms);
+            seen.seen_dirty = true;
+        }
+        let heard = seen
+            .heard_fed_ms
+            .is_none_or(|t| now_ms - t >= HEARD_EVERY_MS || now_ms < t);
+        if heard {
+            seen.heard_fed_ms = Some(now_ms);
+        }
+        heard
+    };
+    if heard {
+        shared.detection.observe(Observation::Heard {
+            probe_id: probe_id.to_owned(),
+            at_ms: now_ms,
+        });
     }
 }
 

@@ -23,6 +23,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::*;
 use crate::pki;
 
+mod detection;
 mod push;
 
 const WAIT: Duration = Duration::from_secs(15);

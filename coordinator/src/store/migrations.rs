@@ -89,6 +89,33 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE results ADD COLUMN burst_id INTEGER;
     CREATE INDEX results_by_burst ON results (burst_id) WHERE burst_id IS NOT NULL;
     "#,
+    // v6: incidents as the detection engine reports them, one row each, rewritten on every
+    // transition. `id` is the engine's id plus the highest id stored when its run began (see
+    // `store::incidents`), so ids never collide across restarts. `state` is confirmed, paged,
+    // resolved, or interrupted (open when an earlier run stopped). Regions, targets and ASNs
+    // are JSON arrays; evidence and the timeline JSON arrays of objects.
+    r#"
+    CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        class       TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        severity    TEXT    NOT NULL,
+        regions     TEXT    NOT NULL,
+        targets     TEXT    NOT NULL,
+        asns        TEXT    NOT NULL,
+        probe       TEXT,
+        edge        TEXT,
+        onset_ms    INTEGER NOT NULL,
+        detected_ms INTEGER NOT NULL,
+        paged_ms    INTEGER,
+        resolved_ms INTEGER,
+        explanation TEXT    NOT NULL,
+        evidence    TEXT    NOT NULL,
+        timeline    TEXT    NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX incidents_open ON incidents (state) WHERE state IN ('confirmed', 'paged');
+    "#,
 ];
 
 /// The schema version this build writes.

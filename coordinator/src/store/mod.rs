@@ -23,9 +23,14 @@
 //! so [`Store::sequenced_results`] hands it back. Burst runs are stored but not rolled up (see
 //! [`rollup`]).
 //!
+//! Incidents ([`incidents`]) are written by the service's detection thread on every transition
+//! and read by `coordinator incidents`; ingest tells the service which results were newly
+//! stored ([`Store::ingest_many_fresh`]), and only those reach detection.
+//!
 //! Deliberately absent: async. SQLite calls block; the service runs them on a dedicated
 //! thread and groups many probes' batches into one transaction.
 
+pub mod incidents;
 mod migrations;
 pub mod probes;
 pub mod rollup;
@@ -70,6 +75,22 @@ pub enum StoreError {
     /// A result could not be encoded for storage.
     #[error("encoding a result: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
+    /// An incident id does not fit SQLite's signed 64-bit integers.
+    #[error("incident id {0} is out of range")]
+    IncidentIdOutOfRange(u64),
+    /// A stored incident's column holds what this build cannot read (written by hand, or by a
+    /// newer coordinator).
+    #[error("database {path}: incident {id}: column {column}: {detail}")]
+    BadIncident {
+        /// The database file.
+        path: PathBuf,
+        /// The incident's id.
+        id: i64,
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Why an enrolment token was not accepted. Deliberately coarse towards the network (the
@@ -306,6 +327,18 @@ impl Store {
         batches: &[ProbeBatch<'_, R>],
         received_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
+        Ok(self.ingest_many_fresh(batches, received_ms)?.0)
+    }
+
+    /// [`Store::ingest_many`], also saying which results this call stored: `fresh[b][i]` is
+    /// true when result `i` of batch `b` was newly stored, false for a duplicate. The service
+    /// hands exactly the fresh ones to detection, so a batch re-sent after a lost
+    /// acknowledgement is not judged twice.
+    pub fn ingest_many_fresh<R: Ingestible>(
+        &mut self,
+        batches: &[ProbeBatch<'_, R>],
+        received_ms: i64,
+    ) -> Result<(Vec<Ingested>, Vec<Vec<bool>>), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -313,6 +346,7 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         let mut outcome = Vec::with_capacity(batches.len());
+        let mut fresh = Vec::with_capacity(batches.len());
         let mut rollups = rollup::Pending::default();
         {
             let mut insert = tx
@@ -333,6 +367,7 @@ impl Store {
             let mut relabelled;
             for &(probe_id, region, batch) in batches {
                 let mut out = Ingested::default();
+                let mut new = Vec::with_capacity(batch.len());
                 for item in batch {
                     let (seq, result, burst) = (item.seq(), item.result(), item.burst());
                     let seq_i = i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))?;
@@ -372,6 +407,7 @@ impl Store {
                             burst.map(burst_to_sql),
                         ])
                         .map_err(err)?;
+                    new.push(changed == 1);
                     if changed == 1 {
                         out.stored += 1;
                         // Rollups are of scheduled runs only (see `rollup`'s module docs).
@@ -384,12 +420,13 @@ impl Store {
                 }
                 seen.execute(params![probe_id, received_ms]).map_err(err)?;
                 outcome.push(out);
+                fresh.push(new);
             }
         }
         // Only newly stored results feed the rollups: a re-sent batch counts once.
         rollups.flush(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(outcome)
+        Ok((outcome, fresh))
     }
 
     /// Records a new enrolment token (its hash) for `region`, valid until `expires_ms`.

@@ -378,8 +378,7 @@ fn a_v4_database_gains_burst_columns_and_keeps_its_results_as_scheduled_runs() {
         .unwrap();
     }
     let mut store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
-    assert_eq!(latest_schema(), 5);
+    assert_eq!(store.schema_version().unwrap(), latest_schema());
     let columns: Vec<String> = store
         .conn
         .prepare("SELECT name FROM pragma_table_info('results')")
@@ -409,7 +408,7 @@ fn a_v4_database_gains_burst_columns_and_keeps_its_results_as_scheduled_runs() {
     // Reopening does not migrate again.
     assert_eq!(
         Store::open(dir.path()).unwrap().schema_version().unwrap(),
-        5
+        latest_schema()
     );
 }
 
@@ -492,4 +491,150 @@ fn burst_tags_round_trip_and_burst_runs_stay_out_of_the_rollups() {
         .unwrap()
         .unwrap();
     assert_eq!(total.count, 2);
+}
+
+#[test]
+fn ingest_says_which_results_were_newly_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.upsert_probe("p1", "me-south", None, 1_000).unwrap();
+    store.upsert_probe("p2", "me-south", None, 1_000).unwrap();
+    store
+        .ingest("p1", "me-south", &[sequenced(1, 1_000, None)], 2_000)
+        .unwrap();
+    // p1's seq 1 again (a lost ack), its seq 2 new, p2's seq 1 new and then repeated.
+    let p1 = [sequenced(1, 1_000, None), sequenced(2, 2_000, Some(5))];
+    let p2 = [sequenced(1, 1_500, None), sequenced(1, 1_500, None)];
+    let (each, fresh) = store
+        .ingest_many_fresh(
+            &[("p1", "me-south", &p1[..]), ("p2", "me-south", &p2[..])],
+            3_000,
+        )
+        .unwrap();
+    assert_eq!(
+        each,
+        [
+            Ingested {
+                stored: 1,
+                duplicates: 1
+            },
+            Ingested {
+                stored: 1,
+                duplicates: 1
+            }
+        ]
+    );
+    assert_eq!(fresh, [vec![false, true], vec![true, false]]);
+}
+
+fn incident_record(id: u64, state: incidents::StoredState) -> incidents::IncidentRecord {
+    incidents::IncidentRecord {
+        id,
+        class: "origin-down".into(),
+        state,
+        severity: "page".into(),
+        regions: vec!["eu-central".into(), "us-east".into()],
+        targets: vec!["home".into()],
+        asns: vec![64500],
+        probe: None,
+        edge: None,
+        onset_ms: 10_000,
+        detected_ms: 12_500,
+        ttd_ms: 2_500,
+        paged_ms: Some(12_500),
+        resolved_ms: None,
+        explanation: "4 of 4 probes fail (http-status)".into(),
+        evidence: vec![incidents::EvidenceRecord {
+            region: "eu-central".into(),
+            probes: 2,
+            affected: 2,
+            connect_base_ms: Some(0.4),
+            connect_delta_ms: None,
+            tls_base_ms: None,
+            tls_delta_ms: None,
+            server_base_ms: Some(1.5),
+            server_delta_ms: Some(f64::NAN),
+            failures: 2,
+            failure_class: Some("http-status".into()),
+        }],
+        timeline: vec![incidents::TimelineRecord {
+            at_ms: 10_000,
+            what: "first anomalous sample".into(),
+        }],
+        updated_ms: 12_500,
+    }
+}
+
+#[test]
+fn incidents_are_upserted_listed_and_interrupted_by_the_next_run() {
+    use incidents::StoredState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.begin_detection(1_000).unwrap(), (0, 0));
+    let mut first = incident_record(1, StoredState::Confirmed);
+    store.upsert_incident(&first).unwrap();
+    let mut second = incident_record(2, StoredState::Paged);
+    second.class = "regional-network".into();
+    store.upsert_incident(&second).unwrap();
+    // A later transition replaces the row.
+    first.state = StoredState::Resolved;
+    first.resolved_ms = Some(30_000);
+    first.updated_ms = 30_000;
+    store.upsert_incident(&first).unwrap();
+
+    let all = store.incidents(false).unwrap();
+    assert_eq!(all.len(), 2);
+    // A NaN has no JSON form: it reads back as "not measured".
+    let mut expected = first.clone();
+    expected.evidence[0].server_delta_ms = None;
+    assert_eq!(all[0], expected);
+    assert_eq!(all[1].class, "regional-network");
+    let open: Vec<u64> = store
+        .incidents(true)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(open, [2]);
+
+    // The next run: what was open is interrupted, and its ids continue after the highest.
+    drop(store);
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.begin_detection(40_000).unwrap(), (2, 1));
+    let two = store.incident(2).unwrap().unwrap();
+    assert_eq!(
+        (two.state, two.updated_ms),
+        (StoredState::Interrupted, 40_000)
+    );
+    assert_eq!(two.resolved_ms, None, "nobody saw it end");
+    assert!(store.incidents(true).unwrap().is_empty());
+    assert_eq!(store.incident(3).unwrap(), None);
+}
+
+#[test]
+fn an_unreadable_incident_column_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .upsert_incident(&incident_record(7, incidents::StoredState::Confirmed))
+        .unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE incidents SET timeline = 'not json' WHERE id = 7",
+            [],
+        )
+        .unwrap();
+    let err = store.incidents(false).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::BadIncident {
+                id: 7,
+                column: "timeline",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -1,0 +1,374 @@
+//! Live detection: one thread owns the [`Engine`] (`detect`, the same engine
+//! `coordinator simulate` drives), fed by the service; bursts it orders go out as commands,
+//! incident transitions are logged and stored.
+//!
+//! # Decisions
+//! - **A dedicated thread**, neither the store thread nor a task: an evaluation walks every
+//!   (target, region) and can take milliseconds; on the store thread it would hold up group
+//!   commits (hence acknowledgements), on the runtime it would stall QUIC I/O. Inputs arrive on
+//!   an unbounded channel ([`Feed`]); everything queued is fed before one tick, so a flurry of
+//!   commits costs one evaluation. The thread ends when the service's state is dropped.
+//! - **What is fed** ([`feed`]): every result *newly* stored (a batch re-sent after a lost
+//!   acknowledgement is not judged twice), once its transaction committed, with
+//!   `received_ms` the coordinator's clock when its batch arrived and `burst` whether it
+//!   carried a `BurstTag`; "heard from" for the probe's messages (heartbeats, batches, pongs:
+//!   any proves it alive, as for the service's own liveness; at most one a second per probe);
+//!   every clock-offset estimate the ping filter keeps; the topology at start and after every
+//!   assignment refresh (enrolment, revocation, reload).
+//! - **Parameters** ([`params`]): `Params::for_interval` of the *smallest* configured check
+//!   interval. The engine has one time scale; on the fastest checks' scale a slower check's
+//!   samples look stale between runs (they count in fewer quorums), while on the slowest
+//!   scale the fastest checks would be detected late. The heartbeat period is the probes'
+//!   ([`ServiceConfig::heartbeat_interval`](super::ServiceConfig)): the scaled default (5 s
+//!   at 60 s) assumes heartbeats probes do not send, and would find every region silent. Fixed
+//!   for the run: a reload that changes the smallest interval takes effect at the next start.
+//! - **Ticks**: after every round of inputs that held results, and at least every
+//!   [`TICK`] (sooner for intervals under 4 s).
+//! - **Bursts**: each order becomes one `CommandKind::Burst` per listed probe that has a live
+//!   session, all with one fresh burst id; a probe not connected is skipped and counted. The
+//!   engine's cooldown is the only rate limit.
+//! - **Incidents**: every transition is logged at INFO (id, class, regions, targets,
+//!   explanation) and the incident upserted through the store thread without waiting; its
+//!   stored id is the engine's plus the run's base (see `store::incidents`), known at once.
+
+use std::sync::Weak;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use meridian_shared::check::{CheckId, DEFAULT_INTERVAL};
+use meridian_shared::regions::Catalog;
+use meridian_shared::wire::{BurstTag, CommandKind, SequencedResult};
+
+use super::{Counters, Shared, now_ms};
+use crate::config::CoordinatorConfig;
+use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
+use crate::sim::run::Detector;
+use crate::store::ProbeRecord;
+use crate::store::incidents::IncidentRecord;
+
+/// The longest time between two ticks.
+pub(super) const TICK: Duration = Duration::from_secs(1);
+
+/// Inputs fed in one round at most before a tick, so a flood cannot starve the ticks.
+const MAX_ROUND: usize = 10_000;
+
+/// "Heard from" is fed at most this often per probe, ms: the engine counts silence in
+/// heartbeat periods (seconds), and a probe uploading busily sends many messages a second.
+pub(super) const HEARD_EVERY_MS: i64 = 1_000;
+
+/// Something the engine observes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Observation {
+    /// Results newly stored from one batch (committed), as they arrived.
+    Stored {
+        /// The records, each with its burst tag.
+        records: Vec<SequencedResult>,
+        /// When the batch arrived, coordinator clock, Unix ms.
+        received_ms: i64,
+    },
+    /// A message arrived from a probe.
+    Heard {
+        /// The probe.
+        probe_id: String,
+        /// When, Unix ms.
+        at_ms: i64,
+    },
+    /// The ping filter's estimate of a probe's clock offset (positive: the probe is ahead).
+    Clock {
+        /// The probe.
+        probe_id: String,
+        /// The estimate, ms.
+        offset_ms: i64,
+        /// When it was made, Unix ms.
+        at_ms: i64,
+    },
+}
+
+/// What the detection thread is sent.
+#[derive(Debug)]
+pub(super) enum Input {
+    /// Feed this to the engine.
+    Observe(Observation),
+    /// The monitoring network changed (or may have).
+    Topology(Topology),
+}
+
+/// The sending side of the detection thread's inbox. Sending never blocks; once the thread is
+/// gone inputs are dropped.
+#[derive(Clone)]
+pub(super) struct Feed {
+    /// The inbox.
+    tx: Sender<Input>,
+    /// The check interval the engine's parameters were scaled to, ms.
+    pub(super) interval_ms: i64,
+}
+
+impl Feed {
+    /// Hands an observation to the engine.
+    pub(super) fn observe(&self, observation: Observation) {
+        let _ = self.tx.send(Input::Observe(observation));
+    }
+
+    /// Replaces the engine's topology.
+    pub(super) fn topology(&self, topology: Topology) {
+        let _ = self.tx.send(Input::Topology(topology));
+    }
+}
+
+/// Feeds one observation to a detector (the engine; a recording fake in tests). Returns
+/// whether it held results (the caller ticks after those).
+pub(super) fn feed(detector: &mut impl Detector, observation: &Observation) -> bool {
+    match observation {
+        Observation::Stored {
+            records,
+            received_ms,
+        } => {
+            for r in records {
+                detector.observe(&r.result, r.burst.is_some(), *received_ms);
+            }
+            !records.is_empty()
+        }
+        Observation::Heard { probe_id, at_ms } => {
+            detector.heartbeat(probe_id, *at_ms);
+            false
+        }
+        Observation::Clock {
+            probe_id,
+            offset_ms,
+            at_ms,
+        } => {
+            detector.clock_offset(probe_id, *offset_ms, *at_ms);
+            false
+        }
+    }
+}
+
+/// The smallest check interval configured, ms; the default interval without any check.
+pub(super) fn interval_ms(targets: Option<&CoordinatorConfig>) -> i64 {
+    let smallest = targets
+        .into_iter()
+        .flat_map(|c| &c.targets)
+        .flat_map(|t| &t.checks)
+        .map(|c| c.interval)
+        .min()
+        .unwrap_or(DEFAULT_INTERVAL);
+    i64::try_from(smallest.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The engine's parameters: scaled to the smallest configured interval (see the module
+/// docs), silence counted in the probes' real heartbeat periods.
+pub(super) fn params(targets: Option<&CoordinatorConfig>, heartbeat: Duration) -> Params {
+    let mut params = Params::for_interval(interval_ms(targets));
+    params.heartbeat_ms = i64::try_from(heartbeat.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    params
+}
+
+/// The engine's view of the network: every region of the catalog with its corridors, and the
+/// enrolled, unrevoked probes of the registry (networks unknown until GeoIP says).
+pub(super) fn topology(probes: &[ProbeRecord], catalog: &Catalog) -> Topology {
+    Topology {
+        regions: catalog
+            .regions()
+            .iter()
+            .map(|r| RegionInfo {
+                id: r.id.to_string(),
+                corridors: r.corridors.clone(),
+            })
+            .collect(),
+        probes: probes
+            .iter()
+            .filter(|p| p.revoked_ms.is_none())
+            .map(|p| ProbeInfo {
+                id: p.probe_id.clone(),
+                region: p.region.clone(),
+                asn: None,
+            })
+            .collect(),
+    }
+}
+
+/// The catalog of the configuration in force, or the built-in one.
+pub(super) fn catalog(targets: Option<&CoordinatorConfig>) -> Catalog {
+    targets.map_or_else(Catalog::builtin, |c| c.catalog.clone())
+}
+
+/// A new inbox: the feed for the service, the receiver for [`spawn`].
+pub(super) fn channel(interval_ms: i64) -> (Feed, Receiver<Input>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Feed { tx, interval_ms }, rx)
+}
+
+/// Starts the detection thread. `id_base` is what the engine's incident ids are offset by in
+/// the store (`Store::begin_detection`).
+pub(super) fn spawn(
+    shared: Weak<Shared>,
+    engine: Engine,
+    id_base: u64,
+    inbox: Receiver<Input>,
+) -> std::io::Result<()> {
+    let period = tick_period(engine.params().interval_ms);
+    let worker = Worker {
+        engine,
+        shared,
+        id_base,
+        last_burst_id: 0,
+    };
+    std::thread::Builder::new()
+        .name("meridian-detect".into())
+        .spawn(move || worker.run(&inbox, period))
+        .map(drop)
+}
+
+/// At least every [`TICK`], and four times per check interval for intervals under 4 s.
+fn tick_period(interval_ms: i64) -> i64 {
+    let tick = i64::try_from(TICK.as_millis()).unwrap_or(1_000);
+    (interval_ms / 4).clamp(50, tick)
+}
+
+/// The thread's state.
+struct Worker {
+    /// The engine.
+    engine: Engine,
+    /// The service: live sessions for bursts, the store thread for incidents. Weak, so the
+    /// thread does not keep the service alive.
+    shared: Weak<Shared>,
+    /// Stored incident id = `id_base` + the engine's id.
+    id_base: u64,
+    /// The last burst id handed out.
+    last_burst_id: u64,
+}
+
+impl Worker {
+    fn run(mut self, inbox: &Receiver<Input>, period: i64) {
+        tracing::info!(
+            interval_ms = self.engine.params().interval_ms,
+            heartbeat_ms = self.engine.params().heartbeat_ms,
+            id_base = self.id_base,
+            "detection running"
+        );
+        let mut next_tick = now_ms() + period;
+        loop {
+            let wait = (next_tick - now_ms()).clamp(0, period);
+            let first = match inbox.recv_timeout(Duration::from_millis(wait.unsigned_abs())) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut results = false;
+            for input in first.into_iter().chain(inbox.try_iter().take(MAX_ROUND)) {
+                match input {
+                    Input::Observe(o) => results |= feed(&mut self.engine, &o),
+                    Input::Topology(t) => self.engine.set_topology(t),
+                }
+            }
+            let now = now_ms();
+            // A wall clock stepped back must not postpone the periodic tick.
+            let due = now >= next_tick || next_tick - now > period;
+            if results || due {
+                let actions = self.engine.tick(now);
+                self.act(actions, now);
+            }
+            if due {
+                next_tick = now + period;
+            }
+        }
+        tracing::debug!("detection stopped");
+    }
+
+    fn act(&mut self, actions: Vec<Action>, now: i64) {
+        if actions.is_empty() {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        for action in actions {
+            match action {
+                Action::Burst(order) => self.burst(&shared, &order, now),
+                Action::Opened(id) => self.transition(&shared, id, "opened", now),
+                Action::Paged(id) => self.transition(&shared, id, "paged", now),
+                Action::Updated(id) => self.transition(&shared, id, "updated", now),
+                Action::Resolved(id) => self.transition(&shared, id, "resolved", now),
+                Action::Reopened(id) => self.transition(&shared, id, "reopened", now),
+            }
+        }
+    }
+
+    /// A fresh burst id: the wall clock in ms times 2^16, or one more than the last if that is
+    /// not larger, so ids rise within a run and a restarted coordinator does not hand out an
+    /// id of its previous run (unless its clock went back), while one ms fits 65,536 bursts.
+    fn next_burst_id(&mut self, now: i64) -> u64 {
+        let id = (now.unsigned_abs() << 16).max(self.last_burst_id + 1);
+        self.last_burst_id = id;
+        id
+    }
+
+    fn burst(&mut self, shared: &Shared, order: &BurstOrder, now: i64) {
+        let check_id = match CheckId::parse(&order.check_id) {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(
+                    check_id = order.check_id,
+                    error,
+                    "burst for an invalid check id dropped"
+                );
+                return;
+            }
+        };
+        let tag = BurstTag {
+            burst_id: self.next_burst_id(now),
+        };
+        let (mut sent, mut skipped) = (0u64, 0u64);
+        for probe_id in &order.probe_ids {
+            let kind = CommandKind::Burst {
+                check_id: check_id.clone(),
+                runs: order.runs,
+                tag,
+            };
+            match shared.command(probe_id, kind) {
+                Ok(_) => sent += 1,
+                Err(_) => skipped += 1,
+            }
+        }
+        let c = &shared.counters;
+        Counters::add(&c.bursts_ordered, 1);
+        Counters::add(&c.burst_commands, sent);
+        Counters::add(&c.burst_probes_skipped, skipped);
+        tracing::debug!(
+            burst_id = tag.burst_id, check_id = %check_id, runs = order.runs, sent, skipped,
+            probes = ?order.probe_ids, "burst ordered"
+        );
+    }
+
+    fn transition(&mut self, shared: &Shared, engine_id: u64, what: &'static str, now: i64) {
+        let Some(incident) = self.engine.incident(engine_id) else {
+            return;
+        };
+        let record = IncidentRecord::from_engine(self.id_base + engine_id, incident, now);
+        Counters::add(&shared.counters.incident_transitions, 1);
+        tracing::info!(
+            id = record.id,
+            class = %record.class,
+            state = %record.state.as_str(),
+            severity = %record.severity,
+            regions = %record.regions.join(","),
+            targets = %record.targets.join(","),
+            explanation = %record.explanation,
+            "incident {what}"
+        );
+        let id = record.id;
+        let stored = shared.store.send(move |s| {
+            if let Err(error) = s.upsert_incident(&record) {
+                tracing::error!(id, %error, "storing an incident failed");
+            }
+        });
+        if stored.is_err() {
+            tracing::error!(
+                id,
+                "storing an incident failed: the store thread has stopped"
+            );
+        }
+    }
+}
