@@ -125,7 +125,8 @@ pub fn incident(
         }
         _ => {}
     }
-    if let Some((affected, total)) = elsewhere {
+    // With every region in scope there is no "elsewhere" to compare with.
+    if let Some((affected, total)) = elsewhere.filter(|(_, total)| *total > 0) {
         parts.push(format!("{affected} of {total} probes elsewhere affected"));
     }
     if let Some((failed, total)) = late {
