@@ -674,7 +674,9 @@ impl Engine {
             }
             // Nothing to conclude anew: the regions say what they said, and nothing is open
             // whose evidence must follow the numbers.
-            let quiet = self.targets.get(tid).is_some_and(|t| t.findings.is_empty());
+            // (Quiet in the broad sense: a region under suspicion waits on the others' fresh
+            // samples, which change no verdict of theirs but can complete its classification.)
+            let quiet = self.targets.get(tid).is_some_and(|t| t.quiet);
             if !changed && quiet && !cusum_due {
                 continue;
             }

@@ -20,13 +20,26 @@ fn every_scenario_of_the_suite_passes() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 18, "the suite has {} files", files.len());
+    assert!(files.len() >= 24, "the suite has {} files", files.len());
     let catalog = Catalog::builtin();
     let mut failures = Vec::new();
+    // Time to detect of site faults found by the fast path (hard failures, round-trip steps
+    // of 100 ms or more, server-side changes): the target is a median of 30 s at a
+    // 60 s interval. Loss, drift and flapping have bounds of their own.
+    let mut fast_ttd_ms = Vec::new();
     for file in &files {
         let scenario = parse::load(file, &catalog).unwrap();
         let outcome = simulate(scenario, &catalog);
         let name = &outcome.scenario.name;
+        if !["loss-only", "slow-drift", "flapping-loss"].contains(&name.as_str()) {
+            for (e, v) in outcome.scenario.expects.iter().zip(&outcome.card.verdicts) {
+                if !e.class.is_operational()
+                    && let Some(ttd) = v.ttd_ms
+                {
+                    fast_ttd_ms.push(ttd);
+                }
+            }
+        }
         if !outcome.card.passed {
             let incidents: Vec<String> = outcome
                 .scored()
@@ -40,4 +53,16 @@ fn every_scenario_of_the_suite_passes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    fast_ttd_ms.sort_unstable();
+    assert!(fast_ttd_ms.len() >= 12, "{fast_ttd_ms:?}");
+    let median = fast_ttd_ms[fast_ttd_ms.len() / 2];
+    assert!(
+        median <= 30_000,
+        "median time to detect {median} ms: {fast_ttd_ms:?}"
+    );
+    // detection.md's p95 bound for these classes; single runs must stay inside it.
+    assert!(
+        fast_ttd_ms.iter().all(|&t| t <= 45_000),
+        "a time to detect over 45 s: {fast_ttd_ms:?}"
+    );
 }
