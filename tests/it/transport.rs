@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_coordinator::store::Store;
 use meridian_shared::result::CheckResult;
-use meridian_tests::cli::{self, Agent};
+use meridian_tests::cli::Agent;
 use meridian_tests::coordinator::{self as coord, Coordinator};
 use meridian_tests::relay::Relay;
 use meridian_tests::{OriginBuilder, TestOrigin, ZoneServer};
@@ -226,36 +226,9 @@ server_name = "localhost"
 /// Enrols a probe in [`REGION`] with the coordinator on `data_dir` listening on `addr`
 /// (`coordinator token create`, then `probe enroll` into `state`); its id.
 pub(crate) async fn enroll(data_dir: &Path, addr: SocketAddr, state: &Path) -> String {
-    let token = coord::create_token(data_dir, REGION).await.expect("token");
-    assert_eq!(token.ca_fingerprint.len(), 64, "{token:?}");
-    let out = cli::probe(&[
-        "enroll",
-        "--coordinator",
-        &addr.to_string(),
-        "--server-name",
-        "localhost",
-        "--token",
-        &token.token,
-        "--ca-fingerprint",
-        &token.ca_fingerprint,
-        "--state-dir",
-        state.to_str().expect("utf-8 path"),
-    ])
-    .await
-    .expect("probe enroll ran");
-    assert_eq!(out.code, Some(0), "probe enroll: {out:?}");
-    let probe_id = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("enrolled as probe "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no probe id in {out:?}"))
-        .to_owned();
-    assert!(
-        out.stdout.contains(&format!("in region {REGION}")),
-        "{out:?}"
-    );
-    probe_id
+    coord::enroll(data_dir, addr, REGION, state)
+        .await
+        .expect("probe enrolled")
 }
 
 /// The complete lines of a probe's JSONL file, in order.
