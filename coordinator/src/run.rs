@@ -1,6 +1,8 @@
 //! `coordinator run`: the service built from `coordinator.toml`, until SIGINT or SIGTERM.
 //!
-//! Opens the store in `data_dir`, loads (or creates) the CA, binds the QUIC socket at
+//! Opens the store in `data_dir`, loads (or creates) the CA, opens the `[geoip]` databases (if
+//! any: a bad one fails the start, naming the file; their summary is logged at INFO) whose
+//! look-ups give probes their networks, binds the QUIC socket at
 //! `listen.quic` and logs "listening on ADDR" at INFO, then runs the [`Service`] with three
 //! companions: retention (raw results and rollups pruned by the configured retentions, at
 //! start and hourly), reload (SIGHUP, and a poll of the file's modification time: the new
@@ -40,6 +42,15 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let store = Store::open(&data_dir)?;
     let ca = Ca::load_or_create(&data_dir)?;
+    // GeoIpError names the file it could not use.
+    let geoip = match &config.geoip {
+        Some(files) => {
+            let geoip = files.open().context("opening the [geoip] databases")?;
+            tracing::info!(databases = %geoip.summary(), "GeoIP loaded");
+            Some(Arc::new(geoip))
+        }
+        None => None,
+    };
     let fingerprint = ca.fingerprint();
     let socket = std::net::UdpSocket::bind(config.quic)
         .with_context(|| format!("binding the QUIC socket on {}", config.quic))?;
@@ -52,6 +63,7 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         server_names: config.server_names.clone(),
         probe_cert_validity: config.cert_validity,
         targets: Some(config.clone()),
+        geoip,
         ..ServiceConfig::default()
     };
     let service = Service::bind(socket, ca, store, service_config)?;

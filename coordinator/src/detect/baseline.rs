@@ -61,6 +61,22 @@ pub struct Baseline {
     values: Vec<f32>,
     /// Values seen in the open slot (may exceed `values.len()`).
     seen: usize,
+    /// Bumped whenever a slot closes: what the cache was computed from changed.
+    version: u32,
+    /// The estimates for the slot last asked about, so that a sample costs an interpolation
+    /// instead of sorting summaries.
+    cache: Option<Cached>,
+}
+
+/// Estimates around one slot, valid for one `version` of the summaries.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    slot: i64,
+    version: u32,
+    here: Option<Estimate>,
+    prev: Option<Estimate>,
+    next: Option<Estimate>,
+    recent: Option<Estimate>,
 }
 
 impl Baseline {
@@ -107,6 +123,7 @@ impl Baseline {
                 self.recent.pop_front();
             }
         }
+        self.version = self.version.wrapping_add(1);
         self.values.clear();
         self.seen = 0;
     }
@@ -118,23 +135,33 @@ impl Baseline {
     /// boundary (nor as a drift within a slot).
     pub fn estimate(&self, t_ms: i64, p: &Params) -> Option<Estimate> {
         let slot = t_ms.div_euclid(p.slot_ms);
-        if let Some(here) = self.seasonal_at(slot, slot, p) {
-            let pos = t_ms.rem_euclid(p.slot_ms) as f64 / p.slot_ms as f64;
-            let neighbour = if pos < 0.5 { slot - 1 } else { slot + 1 };
-            let w = (pos - 0.5).abs();
-            return Some(match self.seasonal_at(neighbour, slot, p) {
-                Some(nb) => Estimate {
-                    median: (1.0 - w) * here.median + w * nb.median,
-                    sigma: (1.0 - w) * here.sigma + w * nb.sigma,
-                    seasonal: true,
-                },
-                None => here,
-            });
+        interpolate(&self.around(slot, p), t_ms, p)
+    }
+
+    /// [`Baseline::estimate`], remembering the work for the next sample of the same slot.
+    pub fn estimate_cached(&mut self, t_ms: i64, p: &Params) -> Option<Estimate> {
+        let slot = t_ms.div_euclid(p.slot_ms);
+        let cached = match self.cache {
+            Some(c) if c.slot == slot && c.version == self.version => c,
+            _ => {
+                let c = self.around(slot, p);
+                self.cache = Some(c);
+                c
+            }
+        };
+        interpolate(&cached, t_ms, p)
+    }
+
+    fn around(&self, slot: i64, p: &Params) -> Cached {
+        Cached {
+            slot,
+            version: self.version,
+            here: self.seasonal_at(slot, slot, p),
+            prev: self.seasonal_at(slot - 1, slot, p),
+            next: self.seasonal_at(slot + 1, slot, p),
+            recent: (!self.recent.is_empty())
+                .then(|| summarise(self.recent.iter().copied(), false)),
         }
-        if self.recent.is_empty() {
-            return None;
-        }
-        Some(summarise(self.recent.iter().copied(), false))
     }
 
     /// The seasonal estimate for slot `slot` from summaries older than slot `before`.
@@ -143,6 +170,21 @@ impl Baseline {
         let from: Vec<Summary> = hist.iter().filter(|s| s.slot < before).copied().collect();
         (!from.is_empty()).then(|| summarise(from.into_iter(), true))
     }
+}
+
+fn interpolate(c: &Cached, t_ms: i64, p: &Params) -> Option<Estimate> {
+    let Some(here) = c.here else { return c.recent };
+    let pos = t_ms.rem_euclid(p.slot_ms) as f64 / p.slot_ms as f64;
+    let neighbour = if pos < 0.5 { c.prev } else { c.next };
+    let w = (pos - 0.5).abs();
+    Some(match neighbour {
+        Some(nb) => Estimate {
+            median: (1.0 - w) * here.median + w * nb.median,
+            sigma: (1.0 - w) * here.sigma + w * nb.sigma,
+            seasonal: true,
+        },
+        None => here,
+    })
 }
 
 fn summarise(from: impl Iterator<Item = Summary>, seasonal: bool) -> Estimate {

@@ -114,8 +114,8 @@ struct Track {
 }
 
 impl Track {
-    fn estimates(&self, t: i64, p: &Params) -> [Option<Estimate>; 4] {
-        Metric::ALL.map(|m| self.base[m as usize].estimate(t, p))
+    fn estimates(&mut self, t: i64, p: &Params) -> [Option<Estimate>; 4] {
+        Metric::ALL.map(|m| self.base[m as usize].estimate_cached(t, p))
     }
 
     fn insert(&mut self, j: Judged) {

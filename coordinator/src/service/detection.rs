@@ -14,7 +14,8 @@
 //!   carried a `BurstTag`; "heard from" for the probe's messages (heartbeats, batches, pongs:
 //!   any proves it alive, as for the service's own liveness; at most one a second per probe);
 //!   every clock-offset estimate the ping filter keeps; the topology at start and after every
-//!   assignment refresh (enrolment, revocation, reload).
+//!   assignment refresh (enrolment, revocation, reload, and a probe's ASN first learnt or
+//!   changed at connect: GeoIP of its address, or the operator's pin).
 //! - **Parameters** ([`params`]): `Params::for_interval` of the *smallest* configured check
 //!   interval. The engine has one time scale; on the fastest checks' scale a slower check's
 //!   samples look stale between runs (they count in fewer quorums), while on the slowest
@@ -31,6 +32,7 @@
 //!   explanation) and the incident upserted through the store thread without waiting; its
 //!   stored id is the engine's plus the run's base (see `store::incidents`), known at once.
 
+use std::collections::HashMap;
 use std::sync::Weak;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -42,6 +44,7 @@ use meridian_shared::wire::{BurstTag, CommandKind, SequencedResult};
 use super::{Counters, Shared, now_ms};
 use crate::config::CoordinatorConfig;
 use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
+use crate::geoip::Network;
 use crate::sim::run::Detector;
 use crate::store::ProbeRecord;
 use crate::store::incidents::IncidentRecord;
@@ -91,6 +94,9 @@ pub(super) enum Input {
     Observe(Observation),
     /// The monitoring network changed (or may have).
     Topology(Topology),
+    /// Tests: answer with the probes of the topology last installed.
+    #[cfg(test)]
+    Installed(Sender<Vec<ProbeInfo>>),
 }
 
 /// The sending side of the detection thread's inbox. Sending never blocks; once the thread is
@@ -112,6 +118,15 @@ impl Feed {
     /// Replaces the engine's topology.
     pub(super) fn topology(&self, topology: Topology) {
         let _ = self.tx.send(Input::Topology(topology));
+    }
+
+    /// Tests: the probes of the topology the detection thread last installed (empty before the
+    /// first refresh); `None` once the thread is gone.
+    #[cfg(test)]
+    pub(super) fn installed(&self) -> Option<Vec<ProbeInfo>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx.send(Input::Installed(tx)).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 }
 
@@ -166,8 +181,13 @@ pub(super) fn params(targets: Option<&CoordinatorConfig>, heartbeat: Duration) -
 }
 
 /// The engine's view of the network: every region of the catalog with its corridors, and the
-/// enrolled, unrevoked probes of the registry (networks unknown until GeoIP says).
-pub(super) fn topology(probes: &[ProbeRecord], catalog: &Catalog) -> Topology {
+/// enrolled, unrevoked probes of the registry, each with the ASN of its network as learnt at
+/// its last connection (GeoIP or the operator's pin; unknown until then).
+pub(super) fn topology(
+    probes: &[ProbeRecord],
+    catalog: &Catalog,
+    networks: &HashMap<String, Network>,
+) -> Topology {
     Topology {
         regions: catalog
             .regions()
@@ -183,7 +203,7 @@ pub(super) fn topology(probes: &[ProbeRecord], catalog: &Catalog) -> Topology {
             .map(|p| ProbeInfo {
                 id: p.probe_id.clone(),
                 region: p.region.clone(),
-                asn: None,
+                asn: networks.get(&p.probe_id).and_then(|n| n.asn),
             })
             .collect(),
     }
@@ -214,6 +234,8 @@ pub(super) fn spawn(
         shared,
         id_base,
         last_burst_id: 0,
+        #[cfg(test)]
+        installed: Vec::new(),
     };
     std::thread::Builder::new()
         .name("meridian-detect".into())
@@ -238,6 +260,9 @@ struct Worker {
     id_base: u64,
     /// The last burst id handed out.
     last_burst_id: u64,
+    /// Tests: the probes of the topology last installed.
+    #[cfg(test)]
+    installed: Vec<ProbeInfo>,
 }
 
 impl Worker {
@@ -260,7 +285,15 @@ impl Worker {
             for input in first.into_iter().chain(inbox.try_iter().take(MAX_ROUND)) {
                 match input {
                     Input::Observe(o) => results |= feed(&mut self.engine, &o),
-                    Input::Topology(t) => self.engine.set_topology(t),
+                    Input::Topology(t) => {
+                        #[cfg(test)]
+                        self.installed.clone_from(&t.probes);
+                        self.engine.set_topology(t);
+                    }
+                    #[cfg(test)]
+                    Input::Installed(reply) => {
+                        let _ = reply.send(self.installed.clone());
+                    }
                 }
             }
             let now = now_ms();

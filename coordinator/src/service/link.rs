@@ -14,6 +14,9 @@
 //! gives an offset sample (`wire::clock_offset`), and the filtered estimate goes to detection.
 //! Any message refreshes the probe's last-seen time in memory; nothing is written to the store
 //! per heartbeat. Stored results reach detection from the store thread, after their commit.
+//! Once the probe is known, its network is learnt from the connection's remote address
+//! ([`network`]): GeoIP, the operator's pin on top, a WARN when it geolocates far from the
+//! region, and a detection topology refresh when its ASN is new.
 //!
 //! Bad input: a payload that does not decode costs that frame only (counted, logged); an
 //! oversized length ends the session with a `Reject` (it breaks framing for good).
@@ -28,9 +31,10 @@ use meridian_shared::wire::{
 use quinn::{Connection, RecvStream, SendStream};
 use tracing::Instrument as _;
 
-use super::detection::Observation;
+use super::detection::{self, Observation};
 use super::state::{self, Push};
 use super::{Counters, LiveConn, ServiceError, Shared, close, now_ms};
+use crate::geoip::{self, Network};
 use crate::pki::ProbeIdentity;
 
 /// Pings still awaiting their pong, at most: older ones are forgotten.
@@ -201,6 +205,40 @@ impl Reader<'_> {
     }
 }
 
+/// Learns the probe's network from the address this connection comes from (GeoIP, the
+/// operator's pin on top), warns once if it geolocates over
+/// [`FAR_FROM_REGION_KM`](geoip::FAR_FROM_REGION_KM) from the probe's region, and refreshes
+/// detection's topology when the ASN is new or changed.
+fn network(shared: &Arc<Shared>, conn: &Connection, identity: &ProbeIdentity) -> Network {
+    let probe_id = identity.probe_id.as_str();
+    let targets = shared.targets();
+    let pin = targets.as_ref().and_then(|c| c.network_override(probe_id));
+    let net = geoip::probe_network(
+        shared.config.geoip.as_deref(),
+        conn.remote_address().ip(),
+        pin.as_ref(),
+    );
+    let catalog = detection::catalog(targets.as_deref());
+    let region = catalog.get(&identity.region);
+    if let Some(region) = region
+        && let Some(km) = geoip::far_from_region(&net, region)
+    {
+        tracing::warn!(
+            probe_id = %probe_id,
+            region = %identity.region,
+            km = km.round(),
+            country = %net.country.as_deref().unwrap_or("unknown"),
+            asn = ?net.asn,
+            "the probe's address geolocates far from its region"
+        );
+    }
+    if state::learn_network(shared, probe_id, net.clone()) {
+        tracing::info!(probe_id, asn = ?net.asn, "probe network learnt: refreshing the topology");
+        state::refresh_later(shared);
+    }
+    net
+}
+
 async fn send(stream: &mut SendStream, msg: &CoordinatorMessage) -> Result<(), LinkEnd> {
     let frame = wire::encode(msg).map_err(LinkEnd::Encode)?;
     stream.write_all(&frame).await?;
@@ -327,6 +365,7 @@ async fn session(
         }
         Some(_) => {}
     }
+    let net = network(shared, conn, identity);
     let ack = CoordinatorMessage::HelloAck(HelloAck {
         version,
         server_time_ms: now_ms(),
@@ -338,7 +377,8 @@ async fn session(
     state::touch(shared, probe_id, region, now_ms());
     tracing::info!(
         probe_version = %hello.probe_version, spool_next_seq = hello.spool_next_seq,
-        acked_up_to_seq = ?highest, assignment_version = ?hello.assignment_version, "link open"
+        acked_up_to_seq = ?highest, assignment_version = ?hello.assignment_version,
+        asn = ?net.asn, country = ?net.country, "link open"
     );
     // Always sent, even when the probe runs this version already: a full replacement is
     // idempotent, and it reconciles a probe whose state is unknown.

@@ -33,6 +33,12 @@
 //! - **Detection** runs on its own thread owning the `detect` engine ([`detection`]): fed each
 //!   result once its commit succeeded (duplicates left out), heartbeats, clock estimates and the
 //!   topology; its bursts go out as commands, its incident transitions are logged and stored.
+//! - **Networks**: at every link connection the probe's network is looked up
+//!   ([`geoip::probe_network`](crate::geoip::probe_network): [`ServiceConfig::geoip`] on the
+//!   address the connection comes from, the operator's pin from the targets' configuration on
+//!   top), kept in memory ([`ServiceHandle::probe_network`]), and its ASN goes into the
+//!   detection topology (refreshed when it is first learnt or changes). A probe whose address
+//!   geolocates far from its region is logged at WARN, once per connection.
 //!
 //! Deliberately absent: reading the config file and signals (`coordinator run` does that).
 
@@ -58,6 +64,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio::task::JoinSet;
 
 use crate::config::CoordinatorConfig;
+use crate::geoip::{GeoIp, Network};
 use crate::pki::{Ca, PkiError};
 use crate::store::{Store, StoreError};
 
@@ -118,6 +125,9 @@ pub struct ServiceConfig {
     /// `coordinator probe revoke` command writes the store directly), whose live connections
     /// are then closed (default 2 s).
     pub revocation_poll: Duration,
+    /// The GeoIP databases probes' addresses are looked up in, opened once at start; without
+    /// them only the operator's pins give probes a network (default none).
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 impl Default for ServiceConfig {
@@ -135,6 +145,7 @@ impl Default for ServiceConfig {
             ping_interval: Duration::from_secs(60),
             flush_interval: Duration::from_secs(15),
             revocation_poll: Duration::from_secs(2),
+            geoip: None,
         }
     }
 }
@@ -426,6 +437,18 @@ impl ServiceHandle {
             .count()
     }
 
+    /// A probe's network as learnt at its latest connection this run (GeoIP of its address,
+    /// the operator's pin on top); `None` before it connected.
+    pub fn probe_network(&self, probe_id: &str) -> Option<Network> {
+        self.shared.state().networks.get(probe_id).cloned()
+    }
+
+    /// Tests: the probes of the topology the detection thread last installed, with their ASNs.
+    #[cfg(test)]
+    fn installed_topology(&self) -> Vec<crate::detect::ProbeInfo> {
+        self.shared.detection.installed().unwrap_or_default()
+    }
+
     /// Every enrolled, non-revoked probe: live or not, last seen, silent, clock offset.
     pub fn probe_states(&self) -> Vec<ProbeState> {
         state::probe_states(&self.shared, now_ms())
@@ -520,7 +543,11 @@ impl Service {
         let targets = config.targets.clone();
         let engine = crate::detect::Engine::new(
             detection::params(targets.as_deref(), config.heartbeat_interval),
-            detection::topology(&registry, &detection::catalog(targets.as_deref())),
+            detection::topology(
+                &registry,
+                &detection::catalog(targets.as_deref()),
+                &HashMap::new(),
+            ),
         );
         let (feed, inbox) = detection::channel(detection::interval_ms(targets.as_deref()));
         state::install(&mut probes, versioned, registry);

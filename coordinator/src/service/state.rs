@@ -8,7 +8,10 @@
 //! (a [`Push::Assignment`] nudge; each session sends the current assignment if it differs
 //! from what it sent). Liveness is written here on every message and flushed to the store
 //! periodically ([`flush`]), many probes in one transaction. Detection hears of it too: the
-//! topology after every refresh, and "heard from" (at most once a second per probe).
+//! topology after every refresh, and "heard from" (at most once a second per probe). Each
+//! probe's network (GeoIP of the address it connected from, the operator's pin on top) is
+//! learnt at every connection ([`learn_network`]) and kept here, in memory only; the topology
+//! carries its ASN.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -21,6 +24,7 @@ use super::detection::{self, HEARD_EVERY_MS, Observation};
 use super::liveness::{ClockFilter, ProbeState, is_silent};
 use super::{ServiceError, Shared};
 use crate::config::CoordinatorConfig;
+use crate::geoip::Network;
 use crate::store::{ProbeRecord, Store, StoreError};
 
 /// What a session is told from outside.
@@ -65,6 +69,8 @@ pub(super) struct State {
     pub(super) assignments: HashMap<String, Current>,
     /// Liveness of enrolled, non-revoked probes.
     probes: HashMap<String, Seen>,
+    /// Each probe's network as learnt at its latest connection; absent before it connected.
+    pub(super) networks: HashMap<String, Network>,
 }
 
 impl Shared {
@@ -158,9 +164,8 @@ pub(super) async fn refresh(shared: &Arc<Shared>) -> Result<usize, ServiceError>
         .call(move |s| compute(s, targets.as_deref(), super::now_ms()))
         .await??;
     let catalog = detection::catalog(shared.targets().as_deref());
-    shared
-        .detection
-        .topology(detection::topology(&probes, &catalog));
+    let topology = detection::topology(&probes, &catalog, &shared.state().networks);
+    shared.detection.topology(topology);
     let changed = install(&mut shared.state(), versioned, probes);
     for id in &changed {
         shared.push(id, Push::Assignment);
@@ -179,6 +184,17 @@ pub(super) fn refresh_later(shared: &Arc<Shared>) {
             tracing::error!(%error, "recomputing assignments failed");
         }
     });
+}
+
+/// Records a probe's network, learnt as it connected; returns whether its ASN differs from the
+/// one known before (none before the first connection): the only part the topology carries,
+/// hence whether detection needs a new one.
+pub(super) fn learn_network(shared: &Shared, probe_id: &str, network: Network) -> bool {
+    let mut state = shared.state();
+    let before = state.networks.get(probe_id).and_then(|n| n.asn);
+    let asn = network.asn;
+    state.networks.insert(probe_id.to_owned(), network);
+    before != asn
 }
 
 /// Something arrived from a probe.

@@ -24,6 +24,7 @@ use super::*;
 use crate::pki;
 
 mod detection;
+mod network;
 mod push;
 
 const WAIT: Duration = Duration::from_secs(15);
