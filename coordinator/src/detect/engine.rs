@@ -386,7 +386,11 @@ impl Engine {
             return;
         };
         let est = track.estimates(t, p);
-        let (verdict, retransmit) = judge(&sample, &est);
+        // Only a seasonal baseline (this hour on previous days) may call a latency anomaly:
+        // the recent-slots fallback is a guess, and a false incident on the first day stops
+        // its hours from ever being learnt (samples inside incidents teach nothing).
+        let seasonal = est.map(|e| e.filter(|e| e.seasonal));
+        let (verdict, retransmit) = judge(&sample, &seasonal);
         let mut j = Judged {
             t,
             verdict,
