@@ -251,6 +251,39 @@ pub(crate) fn wall_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Waits (within `budget`) until everything `produced` is stored, stops, and checks the
+/// store: results from the assignment, sequences 1..=N with no gap or duplicate, each
+/// produced result stored exactly once. Returns the stored results and a count per key.
+async fn caught_up_exactly_once(
+    s: &mut Setup,
+    produced: &BTreeSet<(i64, String)>,
+    budget: Duration,
+    what: &str,
+) -> (Vec<(u64, CheckResult)>, BTreeMap<(i64, String), usize>) {
+    s.wait_stored(budget, what, |stored| {
+        let keys: BTreeSet<_> = stored.iter().map(|(_, r)| key(r)).collect();
+        produced.is_subset(&keys)
+    })
+    .await;
+    s.stop().await;
+    let stored = s.stored().await;
+    assert_from_assignment(s, &stored);
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<u64> = (1..=stored.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "sequence numbers 1..=N, no gap, no duplicate"
+    );
+    let mut count: BTreeMap<(i64, String), usize> = BTreeMap::new();
+    for (_, r) in &stored {
+        *count.entry(key(r)).or_default() += 1;
+    }
+    for k in produced {
+        assert_eq!(count.get(k), Some(&1), "{k:?} stored exactly once");
+    }
+    (stored, count)
+}
+
 fn assert_from_assignment(s: &Setup, stored: &[(u64, CheckResult)]) {
     for (seq, r) in stored {
         assert_eq!(r.probe_id, s.probe_id, "seq {seq}");
@@ -296,30 +329,10 @@ async fn kill_9_of_the_coordinator_loses_and_duplicates_nothing() {
         "the probe kept checking while the coordinator was down ({during_outage} results)\n{}",
         s.logs()
     );
-    s.wait_stored(CATCH_UP, "caught up after the restart", |stored| {
-        let keys: BTreeSet<_> = stored.iter().map(|(_, r)| key(r)).collect();
-        produced.is_subset(&keys)
-    })
-    .await;
-    s.stop().await;
-
-    let stored = s.stored().await;
-    assert_from_assignment(&s, &stored);
-    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
-    let expected: Vec<u64> = (1..=stored.len() as u64).collect();
-    assert_eq!(
-        seqs, expected,
-        "sequence numbers 1..=N, no gap, no duplicate"
-    );
-    let mut count: BTreeMap<(i64, String), usize> = BTreeMap::new();
-    for (_, r) in &stored {
-        *count.entry(key(r)).or_default() += 1;
-    }
+    let (stored, count) =
+        caught_up_exactly_once(&mut s, &produced, CATCH_UP, "caught up after the restart").await;
     let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    for k in &produced {
-        assert_eq!(count.get(k), Some(&1), "{k:?} stored exactly once");
-    }
     // Nothing stored that the probe did not produce (the JSONL line is written first).
     let all = s.jsonl();
     for k in count.keys() {
@@ -387,23 +400,15 @@ async fn a_probe_cut_off_from_a_live_coordinator_spools_and_delivers_everything_
         "the probe kept checking while cut off ({during_cut} results)\n{}",
         s.logs()
     );
-    s.wait_stored(CATCH_UP_RESTORED, "caught up after the restore", |stored| {
-        let keys: BTreeSet<_> = stored.iter().map(|(_, r)| key(r)).collect();
-        produced.is_subset(&keys)
-    })
-    .await;
-    s.stop().await;
-
     // Sequences 1..=N, each the probe's k-th result exactly as it wrote it: nothing lost,
     // nothing twice, nothing re-stamped on delivery.
-    let stored = s.stored().await;
-    assert_from_assignment(&s, &stored);
-    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
-    let expected: Vec<u64> = (1..=stored.len() as u64).collect();
-    assert_eq!(
-        seqs, expected,
-        "sequence numbers 1..=N, no gap, no duplicate"
-    );
+    let (stored, _) = caught_up_exactly_once(
+        &mut s,
+        &produced,
+        CATCH_UP_RESTORED,
+        "caught up after the restore",
+    )
+    .await;
     let written = s.jsonl_records();
     assert!(
         stored.len() >= produced.len() && stored.len() <= written.len(),
@@ -415,13 +420,6 @@ async fn a_probe_cut_off_from_a_live_coordinator_spools_and_delivers_everything_
     for (seq, r) in &stored {
         let line = &written[usize::try_from(*seq).expect("small") - 1];
         assert_eq!(r, line, "seq {seq} is the probe's result {seq}, unchanged");
-    }
-    let mut count: BTreeMap<(i64, String), usize> = BTreeMap::new();
-    for (_, r) in &stored {
-        *count.entry(key(r)).or_default() += 1;
-    }
-    for k in &produced {
-        assert_eq!(count.get(k), Some(&1), "{k:?} stored exactly once");
     }
     let cut_results: Vec<&CheckResult> = stored
         .iter()
