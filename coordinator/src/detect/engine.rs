@@ -92,6 +92,7 @@ use super::incident::{Class, Severity};
 use super::sample::{Family, Metric, Sample, Verdict, judge};
 use super::slow::{Cusum, LossRate, median_sd};
 
+mod learn;
 mod lifecycle;
 
 /// Judged samples kept per (target, probe): enough for the freshness window with bursts.
@@ -414,17 +415,7 @@ impl Engine {
             }
         }
         if !burst && !in_incident && !verdict.is_hard() {
-            for m in Metric::ALL {
-                let timed_out = retransmit && matches!(m, Metric::Rtt | Metric::Tls);
-                if let Some(v) = sample.get(m)
-                    && !timed_out
-                {
-                    track.base[m as usize].learn(t, v, p);
-                }
-            }
-            if sample.get(Metric::Rtt).is_some() {
-                track.loss.learn(retransmit);
-            }
+            track.learn_sample(t, &sample, retransmit, p);
         }
         if let Some(edge) = sample.edge {
             track.edge = Some(edge);

@@ -429,3 +429,57 @@ fn silent_region_is_unknown_then_amended_by_late_data_without_a_page() {
         w.engine.incidents()
     );
 }
+
+/// Warm start: an engine that restarts and is taught the stored history with
+/// [`Engine::learn`] detects a fiber cut as fast as one that ran all along; without the
+/// history it could not call a latency anomaly at all (no seasonal baseline yet).
+#[test]
+fn an_engine_taught_stored_history_detects_at_once_and_a_cold_one_cannot() {
+    let teacher = World::new();
+    let start = teacher.now;
+    let restart = start + 25 * 60 * MIN;
+    let mut history = Vec::new();
+    for t in (start..restart).step_by(1_000) {
+        for r in 0..REGIONS.len() {
+            for n in 0..5 {
+                if t.rem_euclid(MIN) == (n as i64) * 12_000 + 3_000 {
+                    history.push(teacher.result(r, n, t, false));
+                }
+            }
+        }
+    }
+    let onset = restart + 10 * MIN + 30_000;
+    let end = onset + 15 * MIN;
+    let cut = move |r: &str, _: usize, t: i64| Effect {
+        rtt: if r == "me-south" && t >= onset && t < end {
+            180.0
+        } else {
+            0.0
+        },
+        ..Effect::default()
+    };
+    let mut warm = World::new();
+    warm.now = restart;
+    for result in &history {
+        warm.engine.learn(result);
+    }
+    warm.fault = Box::new(cut);
+    warm.run_until(end + 5 * MIN);
+    let site = site_incidents(&warm.engine);
+    assert_eq!(site.len(), 1, "{site:#?}");
+    assert_eq!(site[0].class, Class::RegionalNetwork);
+    assert_eq!(site[0].regions.iter().collect::<Vec<_>>(), ["me-south"]);
+    let ttd = site[0].detected_ms - onset;
+    assert!(ttd <= 45_000, "detected {ttd} ms after onset");
+    assert!(site[0].resolved_ms.is_some());
+
+    let mut cold = World::new();
+    cold.now = restart;
+    cold.fault = Box::new(cut);
+    cold.run_until(end + 5 * MIN);
+    assert!(site_incidents(&cold.engine).is_empty());
+    assert_eq!(
+        cold.engine.region_status("www", "me-south", cold.now),
+        RegionStatus::Warming
+    );
+}

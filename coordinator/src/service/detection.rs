@@ -23,6 +23,9 @@
 //!   ([`ServiceConfig::heartbeat_interval`](super::ServiceConfig)): the scaled default (5 s
 //!   at 60 s) assumes heartbeats probes do not send, and would find every region silent. Fixed
 //!   for the run: a reload that changes the smallest interval takes effect at the next start.
+//! - **Warm start** ([`warm_start`](super::warm_start)): before its first tick the thread
+//!   relearns the baselines from the results stored before this run began, through a
+//!   read-only connection; inputs arriving meanwhile wait in the inbox.
 //! - **Ticks**: after every round of inputs that held results, and at least every
 //!   [`TICK`] (sooner for intervals under 4 s).
 //! - **Bursts**: each order becomes one `CommandKind::Burst` per listed probe that has a live
@@ -46,8 +49,8 @@ use crate::config::CoordinatorConfig;
 use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
 use crate::geoip::Network;
 use crate::sim::run::Detector;
-use crate::store::ProbeRecord;
 use crate::store::incidents::IncidentRecord;
+use crate::store::{ProbeRecord, Store};
 
 /// The longest time between two ticks.
 pub(super) const TICK: Duration = Duration::from_secs(1);
@@ -222,14 +225,17 @@ pub(super) fn channel(interval_ms: i64) -> (Feed, Receiver<Input>) {
 
 /// Starts the detection thread. `id_base` is what the engine's incident ids are offset by in
 /// the store (`Store::begin_detection`).
+/// Starts the detection thread. With `history` (a reader of the store and the time this run
+/// began), the engine first relearns its baselines from it ([`warm_start`](super::warm_start)).
 pub(super) fn spawn(
     shared: Weak<Shared>,
     engine: Engine,
     id_base: u64,
     inbox: Receiver<Input>,
+    history: Option<(Store, i64)>,
 ) -> std::io::Result<()> {
     let period = tick_period(engine.params().interval_ms);
-    let worker = Worker {
+    let mut worker = Worker {
         engine,
         shared,
         id_base,
@@ -239,7 +245,12 @@ pub(super) fn spawn(
     };
     std::thread::Builder::new()
         .name("meridian-detect".into())
-        .spawn(move || worker.run(&inbox, period))
+        .spawn(move || {
+            if let Some((reader, began_ms)) = history {
+                worker.warm_start(&reader, began_ms);
+            }
+            worker.run(&inbox, period);
+        })
         .map(drop)
 }
 
@@ -266,6 +277,25 @@ struct Worker {
 }
 
 impl Worker {
+    /// Relearns the baselines from `reader`; a failure leaves the engine cold.
+    fn warm_start(&mut self, reader: &Store, began_ms: i64) {
+        let started = now_ms();
+        match super::warm_start::replay(&mut self.engine, reader, began_ms) {
+            Ok(r) => tracing::info!(
+                learnt = r.learnt,
+                excluded_in_incidents = r.excluded,
+                undecodable = r.undecodable,
+                since_ms = r.since_ms,
+                took_ms = now_ms() - started,
+                "warm start: baselines relearnt from stored results"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "warm start failed; detection starts without baselines"
+            ),
+        }
+    }
+
     fn run(mut self, inbox: &Receiver<Input>, period: i64) {
         tracing::info!(
             interval_ms = self.engine.params().interval_ms,

@@ -51,6 +51,7 @@ mod state;
 mod store_thread;
 #[cfg(test)]
 mod tests;
+mod warm_start;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -533,7 +534,8 @@ impl Service {
         let (versioned, registry) =
             state::compute(&mut store, config.targets.as_deref(), now_ms())?;
         // Detection: a new run of the engine over the registry.
-        let (id_base, interrupted) = store.begin_detection(now_ms())?;
+        let began_ms = now_ms();
+        let (id_base, interrupted) = store.begin_detection(began_ms)?;
         if interrupted > 0 {
             tracing::info!(
                 interrupted,
@@ -550,6 +552,14 @@ impl Service {
             ),
         );
         let (feed, inbox) = detection::channel(detection::interval_ms(targets.as_deref()));
+        // A cold engine is better than no service: a reader that cannot open is logged.
+        let history = match store.reader() {
+            Ok(reader) => Some((reader, began_ms)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no warm start: cannot open a reader of the store");
+                None
+            }
+        };
         state::install(&mut probes, versioned, registry);
         let shared = Arc::new(Shared {
             config,
@@ -563,7 +573,7 @@ impl Service {
             next_command: AtomicU64::new(1),
             detection: feed,
         });
-        detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox)?;
+        detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox, history)?;
         Ok(Service {
             endpoint,
             handle: ServiceHandle { shared, local_addr },

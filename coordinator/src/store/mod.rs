@@ -30,6 +30,7 @@
 //! Deliberately absent: async. SQLite calls block; the service runs them on a dedicated
 //! thread and groups many probes' batches into one transaction.
 
+pub mod history;
 pub mod incidents;
 mod migrations;
 pub mod probes;
