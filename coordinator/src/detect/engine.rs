@@ -340,6 +340,11 @@ impl Engine {
         }
     }
 
+    /// The probes of the topology in force, by id.
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeInfo> {
+        self.probes.values().map(|p| &p.info)
+    }
+
     /// Whether a probe is quarantined (left out of quorums).
     pub fn is_quarantined(&self, probe_id: &str) -> bool {
         self.probes.get(probe_id).is_some_and(|p| p.quarantined)

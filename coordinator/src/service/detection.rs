@@ -235,13 +235,15 @@ pub(super) fn spawn(
     history: Option<(Store, i64)>,
 ) -> std::io::Result<()> {
     let period = tick_period(engine.params().interval_ms);
+    #[cfg(test)]
+    let installed = engine.probes().cloned().collect();
     let mut worker = Worker {
         engine,
         shared,
         id_base,
         last_burst_id: 0,
         #[cfg(test)]
-        installed: Vec::new(),
+        installed,
     };
     std::thread::Builder::new()
         .name("meridian-detect".into())

@@ -36,6 +36,7 @@ use super::state::{self, Push};
 use super::{Counters, LiveConn, ServiceError, Shared, close, now_ms};
 use crate::geoip::{self, Network};
 use crate::pki::ProbeIdentity;
+use crate::store::probes::ProbeNetwork;
 
 /// Pings still awaiting their pong, at most: older ones are forgotten.
 const MAX_PENDING_PINGS: usize = 16;
@@ -219,10 +220,10 @@ fn network(shared: &Arc<Shared>, conn: &Connection, identity: &ProbeIdentity) ->
         pin.as_ref(),
     );
     let catalog = detection::catalog(targets.as_deref());
-    let region = catalog.get(&identity.region);
-    if let Some(region) = region
-        && let Some(km) = geoip::far_from_region(&net, region)
-    {
+    let far_km = catalog
+        .get(&identity.region)
+        .and_then(|region| geoip::far_from_region(&net, region));
+    if let Some(km) = far_km {
         tracing::warn!(
             probe_id = %probe_id,
             region = %identity.region,
@@ -232,9 +233,30 @@ fn network(shared: &Arc<Shared>, conn: &Connection, identity: &ProbeIdentity) ->
             "the probe's address geolocates far from its region"
         );
     }
-    if state::learn_network(shared, probe_id, net.clone()) {
+    let learnt = state::learn_network(shared, probe_id, net.clone());
+    if learnt.asn_changed {
         tracing::info!(probe_id, asn = ?net.asn, "probe network learnt: refreshing the topology");
         state::refresh_later(shared);
+    }
+    if learnt.changed {
+        let stored = ProbeNetwork {
+            address: Some(conn.remote_address().ip().to_canonical()),
+            network: net.clone(),
+            far_km,
+            learnt_ms: now_ms(),
+        };
+        let id = probe_id.to_owned();
+        let queued = shared.store.send(move |store| {
+            if let Err(error) = store.record_probe_network(&id, &stored) {
+                tracing::warn!(probe_id = %id, %error, "storing the probe's network failed");
+            }
+        });
+        if queued.is_err() {
+            tracing::warn!(
+                probe_id,
+                "storing the probe's network failed: store stopped"
+            );
+        }
     }
     net
 }

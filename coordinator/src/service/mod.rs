@@ -531,6 +531,13 @@ impl Service {
         tracing::info!(%local_addr, "QUIC service listening");
         // The first assignments, before any probe can connect.
         let mut probes = state::State::default();
+        // Networks learnt in earlier runs: quorums count independent networks from the start,
+        // not only once every probe has reconnected.
+        probes.networks = store
+            .probe_networks()?
+            .into_iter()
+            .map(|(id, stored)| (id, stored.network))
+            .collect();
         let (versioned, registry) =
             state::compute(&mut store, config.targets.as_deref(), now_ms())?;
         // Detection: a new run of the engine over the registry.
@@ -548,7 +555,7 @@ impl Service {
             detection::topology(
                 &registry,
                 &detection::catalog(targets.as_deref()),
-                &HashMap::new(),
+                &probes.networks,
             ),
         );
         let (feed, inbox) = detection::channel(detection::interval_ms(targets.as_deref()));

@@ -186,15 +186,27 @@ pub(super) fn refresh_later(shared: &Arc<Shared>) {
     });
 }
 
-/// Records a probe's network, learnt as it connected; returns whether its ASN differs from the
-/// one known before (none before the first connection): the only part the topology carries,
-/// hence whether detection needs a new one.
-pub(super) fn learn_network(shared: &Shared, probe_id: &str, network: Network) -> bool {
+/// What [`learn_network`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Learnt {
+    /// Anything differs from what was known (nothing is known before the first connection
+    /// since start, unless the store had it): worth storing.
+    pub changed: bool,
+    /// The ASN differs: the only part the topology carries, hence whether detection needs a
+    /// new one.
+    pub asn_changed: bool,
+}
+
+/// Records a probe's network, learnt as it connected.
+pub(super) fn learn_network(shared: &Shared, probe_id: &str, network: Network) -> Learnt {
     let mut state = shared.state();
-    let before = state.networks.get(probe_id).and_then(|n| n.asn);
-    let asn = network.asn;
+    let before = state.networks.get(probe_id);
+    let learnt = Learnt {
+        changed: before != Some(&network),
+        asn_changed: before.and_then(|n| n.asn) != network.asn,
+    };
     state.networks.insert(probe_id.to_owned(), network);
-    before != asn
+    learnt
 }
 
 /// Something arrived from a probe.

@@ -116,6 +116,20 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX incidents_open ON incidents (state) WHERE state IN ('confirmed', 'paged');
     "#,
+    // v7: each probe's network as last learnt when it connected (GeoIP of its address, the
+    // operator's pin on top), so that detection's quorums count independent networks from
+    // the first minute after a restart, and `coordinator probe list` shows it. `far_km` is
+    // set when the address geolocates more than 2,500 km from the probe's region.
+    r#"
+    ALTER TABLE probes ADD COLUMN address TEXT;
+    ALTER TABLE probes ADD COLUMN asn INTEGER;
+    ALTER TABLE probes ADD COLUMN as_org TEXT;
+    ALTER TABLE probes ADD COLUMN country TEXT;
+    ALTER TABLE probes ADD COLUMN latitude REAL;
+    ALTER TABLE probes ADD COLUMN longitude REAL;
+    ALTER TABLE probes ADD COLUMN far_km REAL;
+    ALTER TABLE probes ADD COLUMN network_ms INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,14 +1,54 @@
 //! The probe registry's live side: the assignment last issued to each probe, last-seen times
-//! and clock offsets written in batches, and the registry as `coordinator probe list` shows it.
+//! and clock offsets written in batches, each probe's network as last learnt, and the registry
+//! as `coordinator probe list` shows it.
 //!
 //! Last-seen and clock offsets are flushed periodically by the service from memory, many
 //! probes in one transaction ([`Store::flush_probe_liveness`]), rather than one durable
 //! transaction per heartbeat. Deliberately absent: the assignment computation itself
 //! (`service::assign`, pure) and ingest (`Store::ingest`).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use rusqlite::params;
 
 use super::{Store, StoreError};
+use crate::geoip::Network;
+
+/// The network columns of `probes`, in the order [`network_from_row`] reads them.
+const NETWORK_COLUMNS: &str =
+    "p.network_ms, p.address, p.asn, p.as_org, p.country, p.latitude, p.longitude, p.far_km";
+
+/// A probe's network from the [`NETWORK_COLUMNS`] starting at column `at`; `None` when it was
+/// never learnt.
+fn network_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<ProbeNetwork>> {
+    let Some(learnt_ms) = r.get::<_, Option<i64>>(at)? else {
+        return Ok(None);
+    };
+    let location = match (
+        r.get::<_, Option<f64>>(at + 5)?,
+        r.get::<_, Option<f64>>(at + 6)?,
+    ) {
+        (Some(lat), Some(lon)) => Some((lat, lon)),
+        _ => None,
+    };
+    Ok(Some(ProbeNetwork {
+        // An address this build cannot parse is shown as unknown rather than failing a listing.
+        address: r
+            .get::<_, Option<String>>(at + 1)?
+            .and_then(|a| a.parse().ok()),
+        network: Network {
+            asn: r
+                .get::<_, Option<i64>>(at + 2)?
+                .and_then(|a| u32::try_from(a).ok()),
+            as_org: r.get(at + 3)?,
+            country: r.get(at + 4)?,
+            location,
+        },
+        far_km: r.get(at + 7)?,
+        learnt_ms,
+    }))
+}
 
 /// The assignment last issued to a probe, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +81,21 @@ pub struct ProbeListing {
     pub clock_offset_ms: Option<f64>,
     /// Version of its current assignment, if one was issued.
     pub assignment_version: Option<u64>,
+    /// Its network as last learnt, if it ever connected (or was pinned).
+    pub network: Option<ProbeNetwork>,
+}
+
+/// A probe's network as stored: learnt at its last connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeNetwork {
+    /// The address it connected from, as the coordinator saw it.
+    pub address: Option<IpAddr>,
+    /// Its network (GeoIP, the operator's pin on top).
+    pub network: Network,
+    /// Set when the address geolocates this many km from its region (over the flag limit).
+    pub far_km: Option<f64>,
+    /// When it was learnt, Unix ms.
+    pub learnt_ms: i64,
 }
 
 /// Check ids are letters, digits, `-`, `_` and `.`: a newline separates them safely.
@@ -151,15 +206,69 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Every probe with its liveness and assignment, by id.
+    /// Records the network a probe was last seen on (a probe not registered is ignored).
+    pub fn record_probe_network(
+        &self,
+        probe_id: &str,
+        network: &ProbeNetwork,
+    ) -> Result<(), StoreError> {
+        let n = &network.network;
+        self.conn
+            .prepare_cached(
+                "UPDATE probes SET network_ms = ?2, address = ?3, asn = ?4, as_org = ?5,
+                   country = ?6, latitude = ?7, longitude = ?8, far_km = ?9
+                 WHERE probe_id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    probe_id,
+                    network.learnt_ms,
+                    network.address.map(|a| a.to_string()),
+                    n.asn,
+                    n.as_org,
+                    n.country,
+                    n.location.map(|l| l.0),
+                    n.location.map(|l| l.1),
+                    network.far_km,
+                ])
+            })
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// The stored network of every probe that has one, by id.
+    pub fn probe_networks(&self) -> Result<HashMap<String, ProbeNetwork>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT p.probe_id, {NETWORK_COLUMNS} FROM probes p WHERE p.network_ms IS NOT NULL"
+            ))
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, network_from_row(r, 1)?))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, net) = row.map_err(|e| self.sqlite(e))?;
+            if let Some(net) = net {
+                out.insert(id, net);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every probe with its liveness, assignment and network, by id.
     pub fn probe_listing(&self) -> Result<Vec<ProbeListing>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT p.probe_id, p.region, p.revoked_ms, p.last_seen_ms, p.clock_offset_ms, a.version
+            .prepare(&format!(
+                "SELECT p.probe_id, p.region, p.revoked_ms, p.last_seen_ms, p.clock_offset_ms,
+                   a.version, {NETWORK_COLUMNS}
                  FROM probes p LEFT JOIN assignments a ON a.probe_id = p.probe_id
-                 ORDER BY p.probe_id",
-            )
+                 ORDER BY p.probe_id"
+            ))
             .map_err(|e| self.sqlite(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -172,6 +281,7 @@ impl Store {
                     assignment_version: r
                         .get::<_, Option<i64>>(5)?
                         .and_then(|v| u64::try_from(v).ok()),
+                    network: network_from_row(r, 6)?,
                 })
             })
             .map_err(|e| self.sqlite(e))?;

@@ -64,7 +64,7 @@ fn installed_asn(service: &Running, probe_id: &str) -> Option<Option<u32>> {
 // Current-thread runtime: the connection tasks run on this thread, so its log subscriber
 // sees their events.
 #[tokio::test]
-async fn geoip_gives_the_topology_its_asn_warns_when_far_and_a_pin_overrides_it() {
+async fn geoip_gives_the_topology_its_asn_warns_when_far_a_pin_overrides_it_and_it_is_kept() {
     let logs = Logs::default();
     let writer = logs.clone();
     let _subscriber = tracing::subscriber::set_default(
@@ -138,5 +138,26 @@ async fn geoip_gives_the_topology_its_asn_warns_when_far_and_a_pin_overrides_it(
     })
     .await;
     assert_eq!(logs.lines("far from its region").len(), 2);
+    service.stop().await;
+
+    // Stored: `coordinator probe list` shows it, flag included...
+    let listed = Store::open(data.path())
+        .unwrap()
+        .probe_listing()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.probe_id == e.probe_id)
+        .and_then(|p| p.network)
+        .expect("the network is stored");
+    assert_eq!(listed.network, net);
+    assert_eq!(listed.address, Some("127.0.0.1".parse().unwrap()));
+    let km = listed.far_km.expect("flagged far from eu-west");
+    assert!((9_000.0..10_500.0).contains(&km), "{km} km");
+    // ...and a restarted service counts it in quorums before the probe reconnects.
+    let service = start_with(data.path(), "127.0.0.1:0".parse().unwrap(), super::config()).await;
+    wait_until("the restored topology carries the stored ASN", || {
+        installed_asn(&service, &e.probe_id) == Some(Some(64999))
+    })
+    .await;
     service.stop().await;
 }
