@@ -4,7 +4,8 @@
 //! any: a bad one fails the start, naming the file; their summary is logged at INFO) whose
 //! look-ups give probes their networks, binds the QUIC socket at
 //! `listen.quic` and logs "listening on ADDR" at INFO, then runs the [`Service`] with three
-//! companions: retention (raw results and rollups pruned by the configured retentions, at
+//! companions: retention (raw results and rollups pruned by the configured retentions, closed
+//! incidents with the rollups, at
 //! start and hourly), reload (SIGHUP, and a poll of the file's modification time: the new
 //! targets are put in force and pushed to probes; an invalid file is logged with every
 //! `file:line` problem and the old configuration kept), and the signals that stop it all
@@ -118,12 +119,19 @@ async fn retention(
         let pruned = handle
             .with_store(
                 move |s| -> Result<_, meridian_coordinator::store::StoreError> {
-                    Ok((s.prune_results(now, raw)?, s.prune_rollups(now, rollups)?))
+                    Ok((
+                        s.prune_results(now, raw)?,
+                        s.prune_rollups(now, rollups)?,
+                        // Kept as long as the rollups that show what happened.
+                        s.prune_incidents(now, rollups)?,
+                    ))
                 },
             )
             .await;
         match pruned {
-            Ok(Ok((results, rollups))) => tracing::info!(results, rollups, "retention applied"),
+            Ok(Ok((results, rollups, incidents))) => {
+                tracing::info!(results, rollups, incidents, "retention applied");
+            }
             Ok(Err(error)) => tracing::error!(%error, "retention failed"),
             Err(error) => tracing::error!(%error, "retention failed"),
         }

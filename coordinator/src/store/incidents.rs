@@ -17,7 +17,10 @@
 //! Regions, targets, ASNs, evidence and the timeline are JSON text. The DTOs here derive
 //! `Serialize` (they are the CLI's and, later, the API's output); the engine's types do not.
 
+use std::time::Duration;
+
 use rusqlite::{OptionalExtension as _, params};
+
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -285,6 +288,22 @@ impl Store {
             base.and_then(|b| u64::try_from(b).ok()).unwrap_or(0),
             interrupted,
         ))
+    }
+
+    /// Deletes closed incidents (resolved or interrupted) last written before
+    /// `now_ms - retention`; returns how many. The incident with the highest id is kept
+    /// whatever its age: the next run's ids continue from it, so no id is ever reused (a
+    /// status page or a post-mortem may still link to it).
+    pub fn prune_incidents(&self, now_ms: i64, retention: Duration) -> Result<usize, StoreError> {
+        let cutoff = now_ms - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "DELETE FROM incidents
+                 WHERE state IN ('resolved', 'interrupted') AND updated_ms < ?1
+                   AND id < (SELECT max(id) FROM incidents)",
+                [cutoff],
+            )
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Writes an incident: inserted the first time, replaced on every later transition.

@@ -638,3 +638,35 @@ fn an_unreadable_incident_column_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn old_closed_incidents_are_pruned_but_ids_are_never_reused() {
+    use incidents::StoredState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let day = 86_400_000;
+    let rows = [
+        (1, StoredState::Resolved, 0),
+        (2, StoredState::Interrupted, 0),
+        (3, StoredState::Paged, 0),
+        (4, StoredState::Resolved, 50 * day),
+        (5, StoredState::Resolved, 0),
+    ];
+    for (id, state, updated) in rows {
+        let mut r = incident_record(id, state);
+        r.updated_ms = updated;
+        store.upsert_incident(&r).unwrap();
+    }
+    let retention = Duration::from_secs(30 * 86_400);
+    assert_eq!(store.prune_incidents(60 * day, retention).unwrap(), 2);
+    let left: Vec<u64> = store
+        .incidents(false)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    // 3 is open, 4 is recent, 5 is old but the highest id.
+    assert_eq!(left, [3, 4, 5]);
+    let (base, _) = store.begin_detection(60 * day).unwrap();
+    assert_eq!(base, 5);
+}
