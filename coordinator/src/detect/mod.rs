@@ -63,7 +63,7 @@ pub struct Params {
     /// A sample is fresh for quorums while younger than this, ms (1.25 intervals).
     pub fresh_ms: i64,
     /// A result received this long after it was taken is late data: it amends incidents but
-    /// never counts toward a quorum, ms (30 s at 60 s).
+    /// never counts toward a quorum, ms (30 s at 60 s; never under [`LATE_FLOOR_MS`]).
     pub late_after_ms: i64,
     /// Minimum time between two bursts for one (target, region), ms (30 s at 60 s).
     pub burst_cooldown_ms: i64,
@@ -85,6 +85,13 @@ pub struct Params {
     pub max_clock_offset_ms: i64,
 }
 
+/// The shortest delay after which a result counts as late, ms. Delivery does not get faster
+/// when the check interval is compressed: a check slowed by a fiber cut takes a second, the
+/// probe uploads every 250 ms, the store commits in groups. Scaled down to a 2 s interval, the
+/// 30 s of a 60 s world would be 1 s, and exactly the slowed samples that reveal a cut would
+/// arrive "late" and never count toward a quorum.
+pub const LATE_FLOOR_MS: i64 = 3_000;
+
 impl Params {
     /// Defaults for a 60 s check interval, every time constant scaled to `interval_ms`.
     pub fn for_interval(interval_ms: i64) -> Params {
@@ -97,7 +104,7 @@ impl Params {
             slots_per_period: 24,
             periods_kept: 7,
             fresh_ms: scale(75_000),
-            late_after_ms: scale(30_000),
+            late_after_ms: scale(30_000).max(LATE_FLOOR_MS),
             burst_cooldown_ms: scale(30_000),
             burst_runs: 3,
             page_delay_ms: scale(30_000),
