@@ -11,10 +11,13 @@
 //!
 //! - [`detect`]: the detection engine, pure and deterministic: results in, incidents out.
 //! - [`sim`]: `coordinator simulate`: scenario files, a simulated world in virtual time, scoring.
+//! - [`demo`]: `coordinator demo`: the service and simulated probes (the probe crate's spool,
+//!   uplink and scheduler over the world model) on loopback in real time, a scripted fault.
 //!
 //! The web map arrives with its issue.
 
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod geoip;
 pub mod pki;

@@ -1,8 +1,9 @@
 //! `coordinator`: Meridian's central service. Thin CLI over the library: `run` (the QUIC
 //! service, see [`run`]), the region catalog, config validation, enrolment tokens, the probe
-//! registry, the stored incidents, and `simulate` (scenario files run through the detection engine, see
-//! [`sim`]). Errors map to exit codes here: 0 success, 1 nothing to do (or, for `simulate`, an
-//! expectation not met), 2 invalid input.
+//! registry, the stored incidents, `simulate` (scenario files run through the detection
+//! engine, see [`sim`]) and `demo` (detection live on loopback, see
+//! [`demo`](meridian_coordinator::demo)). Errors map to exit codes here: 0 success, 1 nothing
+//! to do (or, for `simulate` and `demo`, an expectation not met), 2 invalid input.
 
 mod run;
 
@@ -69,6 +70,33 @@ enum Command {
         /// A region catalog file; the built-in catalog when omitted.
         #[arg(long)]
         regions: Option<PathBuf>,
+    },
+    /// Watch detection live: a coordinator and 30 simulated probes on 127.0.0.1 in real time, a
+    /// scripted fiber cut, the incident detected, explained and resolved (exit 0 when it was,
+    /// 1 when not, 2 when the demo could not run). Needs no network and no external service.
+    #[command(
+        after_help = "Examples:\n  coordinator demo\n  coordinator demo --interval 1s --cut-after 40s --cut-for 30s\n  coordinator demo --data-dir /tmp/demo   # kept: then `coordinator incidents --data-dir /tmp/demo`"
+    )]
+    Demo {
+        /// Check interval: 2s stands for a 60 s world, 30 times faster.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Live time before the fiber cut.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        cut_after: Duration,
+        /// How long the cut lasts.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        cut_for: Duration,
+        /// Seed of the simulated world's draws.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Data directory (must be empty or absent; kept). Default: a temporary directory,
+        /// removed at the end.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Keep the temporary data directory.
+        #[arg(long)]
+        keep: bool,
     },
     /// Enrolment tokens.
     #[command(subcommand)]
@@ -148,9 +176,10 @@ fn now_ms() -> i64 {
 fn listing(probes: &[ProbeListing], now_ms: i64) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}\n",
-        "probe", "region", "state", "assignment", "last seen", "clock offset"
+        "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}  {}\n",
+        "probe", "region", "state", "assignment", "last seen", "clock offset", "network"
     );
+    let mut far = 0;
     for p in probes {
         let state = if p.revoked_ms.is_some() {
             "revoked"
@@ -167,13 +196,38 @@ fn listing(probes: &[ProbeListing], now_ms: i64) -> String {
         let offset = p
             .clock_offset_ms
             .map_or("-".to_string(), |o| format!("{o:+.0} ms"));
+        let network = p.network.as_ref().map_or("-".to_string(), |n| {
+            let mut s = match n.network.asn {
+                Some(asn) => format!("AS{asn}"),
+                None => "AS?".to_string(),
+            };
+            if let Some(org) = &n.network.as_org {
+                let _ = write!(s, " ({org})");
+            }
+            let _ = write!(s, " {}", n.network.country.as_deref().unwrap_or("??"));
+            if let Some(address) = n.address {
+                let _ = write!(s, " from {address}");
+            }
+            if let Some(km) = n.far_km {
+                far += 1;
+                let _ = write!(s, "  FAR: {km:.0} km from its region");
+            }
+            s
+        });
         let _ = writeln!(
             out,
-            "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}",
-            p.probe_id, p.region, state, version, seen, offset
+            "{:<24} {:<14} {:<8} {:<11} {:<24} {:>12}  {}",
+            p.probe_id, p.region, state, version, seen, offset, network
         );
     }
-    let _ = writeln!(out, "{} probes", probes.len());
+    let _ = write!(out, "{} probes", probes.len());
+    if far > 0 {
+        let _ = write!(
+            out,
+            ", {far} geolocated far from their region (check the enrolment or the GeoIP data)"
+        );
+    }
+    out.push('\n');
     out
 }
 
@@ -287,22 +341,39 @@ fn open_data_dir(dir: &Path) -> anyhow::Result<Store> {
     Ok(Store::open(dir)?)
 }
 
-/// Logs to stderr at INFO, or as `RUST_LOG` says (`target=level` syntax).
-fn init_logging() {
+/// Logs to stderr at `level`, or as `RUST_LOG` says (`target=level` syntax).
+fn init_logging(level: tracing::Level) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
-        });
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(level));
     let _ = tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .finish()
         .with(filter)
         .try_init();
+}
+
+/// `coordinator demo` on its own multi-threaded runtime: logs at WARN unless `RUST_LOG` says
+/// otherwise (the demo's own lines go to stdout), exit 0 when the coordinator's verdict passed.
+fn demo(options: &meridian_coordinator::demo::Options) -> anyhow::Result<ExitCode> {
+    init_logging(tracing::Level::WARN);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let verdict = runtime.block_on(meridian_coordinator::demo::run(
+        options,
+        &mut std::io::stdout(),
+    ))?;
+    Ok(if verdict.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `coordinator run` on its own multi-threaded runtime.
@@ -333,8 +404,26 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             regions,
         } => return simulate(&files, json, regions.as_deref()),
         Command::Run { config } => {
-            init_logging();
+            init_logging(tracing::Level::INFO);
             serve(&config)?;
+        }
+        Command::Demo {
+            interval,
+            cut_after,
+            cut_for,
+            seed,
+            data_dir,
+            keep,
+        } => {
+            let options = meridian_coordinator::demo::Options {
+                interval,
+                cut_after,
+                cut_for,
+                seed,
+                data_dir,
+                keep,
+            };
+            return demo(&options);
         }
         Command::Regions { file } => {
             let catalog = catalog(file.as_deref())?;
@@ -429,4 +518,54 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use meridian_coordinator::geoip::Network;
+    use meridian_coordinator::store::probes::ProbeNetwork;
+
+    use super::*;
+
+    fn probe(id: &str, network: Option<ProbeNetwork>) -> ProbeListing {
+        ProbeListing {
+            probe_id: id.into(),
+            region: "eu-west".into(),
+            revoked_ms: None,
+            last_seen_ms: Some(1_000),
+            clock_offset_ms: Some(12.4),
+            assignment_version: Some(3),
+            network,
+        }
+    }
+
+    #[test]
+    fn the_probe_list_shows_each_network_and_flags_a_far_one() {
+        let far = ProbeNetwork {
+            address: Some("192.0.2.7".parse().unwrap()),
+            network: Network {
+                asn: Some(64500),
+                as_org: Some("Example Transit".into()),
+                country: Some("JP".into()),
+                location: Some((35.7, 139.7)),
+            },
+            far_km: Some(9_612.4),
+            learnt_ms: 900,
+        };
+        let text = listing(&[probe("a", Some(far)), probe("b", None)], 61_000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("network"), "{text}");
+        assert!(
+            lines[1].ends_with(
+                "AS64500 (Example Transit) JP from 192.0.2.7  FAR: 9612 km from its region"
+            ),
+            "{text}"
+        );
+        assert!(lines[1].contains("+12 ms"), "{text}");
+        assert!(lines[2].ends_with(" -"), "{text}");
+        assert_eq!(
+            lines[3],
+            "2 probes, 1 geolocated far from their region (check the enrolment or the GeoIP data)"
+        );
+    }
 }

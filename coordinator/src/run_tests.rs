@@ -37,7 +37,7 @@ fn child() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    crate::init_logging();
+    crate::init_logging(tracing::Level::INFO);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,6 +8,7 @@ mod cli;
 mod connect;
 mod content;
 mod coordinators;
+mod demo;
 mod detection;
 mod dns_checks;
 mod dns_phase;

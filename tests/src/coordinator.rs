@@ -24,7 +24,8 @@ use crate::cli::Output;
 pub const START_BUDGET: Duration = Duration::from_secs(20);
 
 /// Path of the `coordinator` binary of this build, checked to exist and to be newer than the
-/// sources it is built from (`coordinator/src`, `shared/src`). Checked once per test process:
+/// sources it is built from (`coordinator/src`, `shared/src`, and `probe/src`, which
+/// `coordinator demo` links). Checked once per test process:
 /// a test that restarts the coordinator must run the same build throughout, even if a source
 /// file is touched while it runs.
 pub fn coordinator_bin() -> anyhow::Result<PathBuf> {
@@ -39,7 +40,7 @@ fn checked_bin() -> anyhow::Result<PathBuf> {
     crate::cli::workspace_bin(
         "coordinator",
         "meridian-coordinator",
-        &["coordinator/src", "shared/src"],
+        &["coordinator/src", "shared/src", "probe/src"],
     )
 }
 
