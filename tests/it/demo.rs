@@ -95,6 +95,11 @@ async fn the_demo_detects_explains_and_resolves_the_fiber_cut() {
     assert!(cut["paged_ms"].is_i64(), "a fiber cut pages: {cut:#}");
     let explanation = cut["explanation"].as_str().unwrap_or_default();
     assert!(explanation.contains("me-south"), "{cut:#}");
+    // Two targets, 25 probes elsewhere: probes are counted once, not once per target.
+    assert!(
+        explanation.contains(" of 25 probes elsewhere affected"),
+        "{cut:#}"
+    );
     assert!(
         others.iter().all(|i| i["paged_ms"].is_null()),
         "no other incident paged: {others:#?}"

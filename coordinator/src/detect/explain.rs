@@ -64,7 +64,13 @@ pub fn region_line(class: Class, e: &RegionEvidence) -> String {
             e.failure_class.as_deref().unwrap_or("errors")
         ),
         _ => {
-            let server = if unchanged(e.server_delta_ms, e.server_base_ms) {
+            // A path change also widens the noise of server time (first byte minus one
+            // round trip, two samples of a longer, jitterier path): within 15 % of the connect
+            // change it is not a server change worth a word.
+            let path_noise = 0.15 * e.connect_delta_ms.unwrap_or(0.0).abs();
+            let server = if unchanged(e.server_delta_ms, e.server_base_ms)
+                || e.server_delta_ms.is_some_and(|d| d.abs() < path_noise)
+            {
                 "server time unchanged".to_string()
             } else {
                 format!(
@@ -157,5 +163,39 @@ pub fn probe_sample(probe: &str, j: &Judged, good_mates: usize) -> String {
         format!("probe {probe}: {what} while {good_mates} probes of its region see nothing unusual")
     } else {
         format!("probe {probe}: {what}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_change(server_delta: f64) -> RegionEvidence {
+        RegionEvidence {
+            region: "me-south".into(),
+            probes: 5,
+            affected: 4,
+            connect_base_ms: Some(96.0),
+            connect_delta_ms: Some(182.0),
+            tls_base_ms: Some(98.0),
+            tls_delta_ms: Some(181.0),
+            server_base_ms: Some(24.0),
+            server_delta_ms: Some(server_delta),
+            failures: 0,
+            failure_class: None,
+        }
+    }
+
+    #[test]
+    fn a_path_change_reads_with_its_arithmetic_and_path_noise_is_not_a_server_change() {
+        assert_eq!(
+            region_line(Class::RegionalNetwork, &path_change(21.0)),
+            "4 of 5 probes in me-south: connect +182 ms over a 96 ms baseline, server time unchanged"
+        );
+        // A server change beyond the path's noise is said.
+        assert_eq!(
+            region_line(Class::RegionalNetwork, &path_change(60.0)),
+            "4 of 5 probes in me-south: connect +182 ms over a 96 ms baseline, server time +60 ms"
+        );
     }
 }

@@ -309,19 +309,24 @@ impl Engine {
         let elsewhere = if inc.class.is_operational() {
             None
         } else {
-            let mut affected = 0;
-            let mut total = 0;
+            // Probes, not (probe, target) pairs: a probe bad for any of the incident's targets
+            // is affected.
+            let mut affected = BTreeSet::new();
+            let mut judged = BTreeSet::new();
             for t in &inc.targets {
                 if let Some(ts) = self.targets.get(t) {
                     for (r, e) in &ts.evals {
                         if !inc.regions.contains(r) {
-                            affected += e.bad.len();
-                            total += e.judged;
+                            for b in &e.bad {
+                                affected.insert(b.0.as_str());
+                                judged.insert(b.0.as_str());
+                            }
+                            judged.extend(e.good.iter().map(|g| g.0.as_str()));
                         }
                     }
                 }
             }
-            Some((affected, total))
+            Some((affected.len(), judged.len()))
         };
         let m = &self.meta[i];
         let late = (m.late_checks > 0).then_some((m.late_failed, m.late_checks));
