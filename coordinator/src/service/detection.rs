@@ -21,8 +21,10 @@
 //!   samples look stale between runs (they count in fewer quorums), while on the slowest
 //!   scale the fastest checks would be detected late. The heartbeat period is the probes'
 //!   ([`ServiceConfig::heartbeat_interval`](super::ServiceConfig)): the scaled default (5 s
-//!   at 60 s) assumes heartbeats probes do not send, and would find every region silent. Fixed
-//!   for the run: a reload that changes the smallest interval takes effect at the next start.
+//!   at 60 s) assumes heartbeats probes do not send, and would find every region silent. A
+//!   lone silent probe becomes a probe fault after at least three heartbeat periods, however
+//!   compressed the interval. Fixed for the run: a reload that changes the smallest interval
+//!   takes effect at the next start.
 //! - **Warm start** ([`warm_start`](super::warm_start)): before its first tick the thread
 //!   relearns the baselines from the results stored before this run began, through a
 //!   read-only connection; inputs arriving meanwhile wait in the inbox.
@@ -180,6 +182,12 @@ pub(super) fn params(targets: Option<&CoordinatorConfig>, heartbeat: Duration) -
     params.heartbeat_ms = i64::try_from(heartbeat.as_millis())
         .unwrap_or(i64::MAX)
         .max(1);
+    // Reconnecting after a cut takes heartbeats and QUIC backoff, which do not shrink with a
+    // compressed interval: a probe that came back a few seconds after its region-mates must
+    // not be called a probe fault (at a 2 s interval the scaled grace would be 1 s).
+    params.probe_silent_after_ms = params
+        .probe_silent_after_ms
+        .max(params.heartbeat_ms.saturating_mul(3));
     params
 }
 
