@@ -18,6 +18,8 @@
 //!   switches at run time (an outage, a recovery).
 //! - [`mmdb`]: [`mmdb::MmdbBuilder`], small MaxMind DB (`.mmdb`) files built in the test, for
 //!   the coordinator's GeoIP lookups.
+//! - [`realnet`]: the real-network harness (root only): network namespaces per region probe,
+//!   origin, DNS and coordinator, joined by a userspace WAN emulator on TUN devices.
 //!
 //! A typical test:
 //!
@@ -40,6 +42,7 @@ pub mod mmdb;
 pub mod origin;
 pub mod probe;
 pub mod raw;
+pub mod realnet;
 pub mod relay;
 pub mod status;
 
