@@ -1,5 +1,12 @@
-//! The [`Engine`] façade: the state the detectors share and the entry points the live
-//! coordinator and the simulator call.
+//! The [`Engine`] façade: the state the detectors share, the entry points the live
+//! coordinator and the simulator call, and the evaluation pass (quorums per region, then
+//! classification, probe faults, drift, silences, clocks). Per-(target, probe) state lives in
+//! `track`, the probe table in `probes`, incidents' lifecycle in `lifecycle`, warm start in
+//! `learn`.
+//!
+//! One result costs a hash lookup of its probe and an index into its target's tracks by the
+//! probe's slot; nothing is cloned per result, and a result that changes no conclusion only
+//! refreshes its region's freshness (see [`Engine::tick`]).
 
 use meridian_shared::result::CheckResult;
 
@@ -83,102 +90,29 @@ pub enum RegionStatus {
     Unknown,
 }
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::baseline::{Baseline, Estimate};
 use super::evaluate::{self, Finding, Judged, ProbeView, RegionEval};
 use super::explain;
 use super::incident::{Class, Severity};
 use super::sample::{Family, Metric, Sample, Verdict, judge};
-use super::slow::{Cusum, LossRate, median_sd};
+use super::slow::{Cusum, median_sd};
 
 mod learn;
 mod lifecycle;
+mod probes;
+mod track;
 
-/// Judged samples kept per (target, probe): enough for the freshness window with bursts.
-const KEEP_SAMPLES: usize = 24;
+use probes::{ProbeState, ProbeTable, Tracks};
+use track::{Track, loss_window};
 
 /// Smallest round-trip drift worth a ticket, ms (or 10 % of the baseline, if larger).
 const MIN_DRIFT_MS: f64 = 5.0;
 
-/// Verdict of a probe: the majority over its last few fresh samples.
-const VERDICT_SAMPLES: usize = 3;
-
-/// The state of one (target, probe).
-#[derive(Debug, Default)]
-struct Track {
-    base: [Baseline; 4],
-    loss: LossRate,
-    recent: VecDeque<Judged>,
-    streak_start: Option<i64>,
-    edge: Option<String>,
-}
-
-impl Track {
-    fn estimates(&mut self, t: i64, p: &Params) -> [Option<Estimate>; 4] {
-        Metric::ALL.map(|m| self.base[m as usize].estimate_cached(t, p))
-    }
-
-    fn insert(&mut self, j: Judged) {
-        let at = self.recent.partition_point(|x| x.t <= j.t);
-        self.recent.insert(at, j);
-        while self.recent.len() > KEEP_SAMPLES {
-            self.recent.pop_front();
-        }
-    }
-
-    /// The verdict over fresh samples (`since < t ≤ now`); `None` without any.
-    fn verdict(&self, now: i64, since: i64) -> Option<(Verdict, Option<&Judged>)> {
-        // `recent` is sorted by time: walk back from `now` and stop at `since`.
-        let fresh: Vec<&Judged> = self
-            .recent
-            .iter()
-            .rev()
-            .skip_while(|j| j.t > now)
-            .take_while(|j| j.t > since)
-            .filter(|j| !j.late)
-            .take(VERDICT_SAMPLES)
-            .collect();
-        let bad: Vec<Verdict> = fresh
-            .iter()
-            .map(|j| j.verdict)
-            .filter(|v| v.is_bad())
-            .collect();
-        if fresh.is_empty() {
-            return None;
-        }
-        if bad.len() * 2 > fresh.len() {
-            // The most common bad verdict; ties to the harder one.
-            let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
-            for v in &bad {
-                *counts.entry(*v).or_default() += 1;
-            }
-            let v = counts
-                .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
-                .map_or(Verdict::Ok, |(v, _)| v);
-            // Evidence comes from the latest sample that shows the verdict.
-            Some((v, fresh.iter().copied().find(|j| j.verdict == v)))
-        } else {
-            Some((
-                Verdict::Ok,
-                fresh.iter().copied().find(|j| !j.verdict.is_bad()),
-            ))
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ProbeState {
-    info: ProbeInfo,
-    last_heartbeat_ms: Option<i64>,
-    clock_offset_ms: i64,
-    quarantined: bool,
-}
-
 #[derive(Debug, Default)]
 struct TargetState {
-    tracks: BTreeMap<String, Track>,
+    /// By probe slot.
+    tracks: Tracks,
     evals: BTreeMap<String, RegionEval>,
     cusum: BTreeMap<String, Cusum>,
     /// Findings of the target's last classification, kept until it is re-evaluated.
@@ -186,24 +120,23 @@ struct TargetState {
     /// Nothing anomalous anywhere for this target at its last evaluation: an unremarkable
     /// sample then changes no conclusion, and waits for the next full pass.
     quiet: bool,
+    /// As `quiet`, except that some regions may still be warming up (no baseline at all yet).
+    /// There, a fine sample that has no baseline either changes no conclusion (nothing can be
+    /// judged without one) and waits the same way; the first sample with a baseline is judged.
+    calm: bool,
 }
 
 /// Why a (target, region) is under suspicion, which shapes its burst.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Suspicion {
     /// The signature points at the server: ask other regions too.
     server_side: bool,
-    /// Only retransmissions so far: ask for a train of connects.
-    loss_only: bool,
-}
-
-impl Default for Suspicion {
-    fn default() -> Suspicion {
-        Suspicion {
-            server_side: false,
-            loss_only: true,
-        }
-    }
+    /// Retransmissions were seen: ask for a train of connects, unless `round_trip`.
+    retransmits: bool,
+    /// A round trip grew or a check failed: a short burst settles that, and a train would
+    /// only multiply the chances of a noisy sample. (A slow TLS handshake or first byte does
+    /// not count: loss inflates them by a retransmission timeout, so they come with it.)
+    round_trip: bool,
 }
 
 /// Bookkeeping of an incident that is not part of what it reports.
@@ -224,7 +157,7 @@ struct Meta {
 pub struct Engine {
     params: Params,
     corridors: BTreeMap<String, Vec<String>>,
-    probes: BTreeMap<String, ProbeState>,
+    probes: ProbeTable,
     targets: BTreeMap<String, TargetState>,
     incidents: Vec<Incident>,
     meta: Vec<Meta>,
@@ -236,8 +169,8 @@ pub struct Engine {
     dirty: bool,
     /// (target, regions) with new samples since the last evaluation.
     dirty_pairs: BTreeMap<String, BTreeSet<String>>,
-    /// Probe ids per region.
-    by_region: BTreeMap<String, Vec<String>>,
+    /// Probes per region: positions in `probes`, in id order.
+    by_region: BTreeMap<String, Vec<usize>>,
     /// Probes found silent at the last full evaluation.
     silent: BTreeSet<String>,
     /// Silence and clock findings of the last full evaluation.
@@ -251,7 +184,7 @@ impl Engine {
         let mut e = Engine {
             params,
             corridors: BTreeMap::new(),
-            probes: BTreeMap::new(),
+            probes: ProbeTable::default(),
             targets: BTreeMap::new(),
             incidents: Vec::new(),
             meta: Vec::new(),
@@ -283,29 +216,13 @@ impl Engine {
             .into_iter()
             .map(|r| (r.id, r.corridors))
             .collect();
-        let mut probes = BTreeMap::new();
-        for info in topology.probes {
-            let state = match self.probes.remove(&info.id) {
-                Some(mut s) => {
-                    s.info = info;
-                    s
-                }
-                None => ProbeState {
-                    info,
-                    last_heartbeat_ms: None,
-                    clock_offset_ms: 0,
-                    quarantined: false,
-                },
-            };
-            probes.insert(state.info.id.clone(), state);
-        }
-        self.probes = probes;
+        self.probes.replace(topology.probes);
         self.by_region = BTreeMap::new();
-        for p in self.probes.values() {
+        for (i, p) in self.probes.values().enumerate() {
             self.by_region
                 .entry(p.info.region.clone())
                 .or_default()
-                .push(p.info.id.clone());
+                .push(i);
         }
         self.dirty = true;
     }
@@ -353,44 +270,46 @@ impl Engine {
     /// One stored result. `received_ms` is when the coordinator got it; results older than the
     /// freshness window are late data: judged and kept, never suspected on.
     pub fn observe(&mut self, result: &CheckResult, burst: bool, received_ms: i64) {
-        let Some(probe) = self.probes.get(&result.probe_id) else {
+        // Disjoint borrows of the engine's fields: the probe (and its region) stay borrowed
+        // while the target's state changes, so nothing is cloned per result.
+        let Engine {
+            params: p,
+            probes,
+            targets,
+            incidents,
+            meta,
+            suspects,
+            dirty_pairs,
+            ..
+        } = self;
+        let Some(probe) = probes.get(&result.probe_id) else {
             return;
         };
-        let region = probe.info.region.clone();
-        let in_incident = self.incidents.iter().any(|i| {
+        let region = probe.info.region.as_str();
+        let tid = result.check_id.as_str();
+        let in_incident = incidents.iter().any(|i| {
             i.is_open()
                 && ((i.class == Class::ProbeFault && i.probe.as_deref() == Some(&result.probe_id))
                     || (!i.class.is_operational()
-                        && i.regions.contains(&region)
-                        && i.targets.contains(result.check_id.as_str())))
+                        && i.regions.contains(region)
+                        && i.targets.contains(tid)))
         });
         let t = (result.started_ms - probe.clock_offset_ms).min(received_ms);
         // Taken while its region was silent: whatever it says is history by now.
-        let during_silence = self.incidents.iter().any(|i| {
+        let during_silence = incidents.iter().any(|i| {
             i.class == Class::RegionSilent
-                && i.regions.contains(&region)
-                && t >= i.onset_ms - self.params.interval_ms
+                && i.regions.contains(region)
+                && t >= i.onset_ms - p.interval_ms
                 && i.resolved_ms.is_none_or(|r| t <= r)
         });
         let healthy = !probe.quarantined;
-        let p = &self.params;
         let sample = Sample::of(result);
         // get_mut first: the entry API would allocate the keys on every result.
-        if !self.targets.contains_key(result.check_id.as_str()) {
-            self.targets
-                .insert(result.check_id.as_str().to_string(), TargetState::default());
-        }
-        let Some(target) = self.targets.get_mut(result.check_id.as_str()) else {
-            return;
+        let target = match targets.get_mut(tid) {
+            Some(target) => target,
+            None => targets.entry(tid.to_string()).or_default(),
         };
-        if !target.tracks.contains_key(&result.probe_id) {
-            target
-                .tracks
-                .insert(result.probe_id.clone(), Track::default());
-        }
-        let Some(track) = target.tracks.get_mut(&result.probe_id) else {
-            return;
-        };
+        let track = target.tracks.get_or_default(probe.slot);
         let est = track.estimates(t, p);
         // Only a seasonal baseline (this hour on previous days) may call a latency anomaly:
         // the recent-slots fallback is a guess, and a false incident on the first day stops
@@ -422,6 +341,7 @@ impl Engine {
         if !burst && !in_incident && !verdict.is_hard() {
             track.learn_sample(t, &sample, retransmit, p);
         }
+        let new_edge = sample.edge.is_some() && sample.edge != track.edge;
         if let Some(edge) = sample.edge {
             track.edge = Some(edge);
         }
@@ -430,79 +350,59 @@ impl Engine {
             v if v.is_bad() && track.streak_start.is_none() => track.streak_start = Some(t),
             _ => {}
         }
+        if j.base[0].is_some() || retransmit {
+            track.trial(t, retransmit, loss_window(p));
+        }
         let late = j.late;
-        track.insert(j);
-        let unremarkable = verdict == Verdict::Ok
+        let unjudged = j.base[0].is_none() && j.base[3].is_none();
+        let newest = track.insert(j);
+        target.tracks.set_newest_scheduled(probe.slot, newest);
+        if verdict == Verdict::Ok
             && !retransmit
             && !late
-            && self.targets.get(result.check_id.as_str()).is_some_and(|t| {
-                t.quiet
-                    && t.evals
-                        .get(&region)
-                        .is_some_and(|e| e.good.iter().any(|g| g.0 == result.probe_id))
-            });
-        if unremarkable {
-            // Keep the region's freshness current without re-judging it: the full pass only
-            // revisits regions whose samples stopped.
-            if let Some(e) = self
-                .targets
-                .get_mut(result.check_id.as_str())
-                .and_then(|t| t.evals.get_mut(&region))
-            {
-                for g in e.good.iter_mut().filter(|g| g.0 == result.probe_id) {
-                    g.2 = g.2.max(t);
-                }
-                e.stalest_ms = e.good.iter().map(|g| g.2).min().unwrap_or(i64::MAX);
-            }
+            && (target.quiet || target.calm)
+            && let Some(e) = target.evals.get_mut(region)
+            && (target.quiet || (e.warming && unjudged && !new_edge))
+            && let Some(g) = e.good.iter_mut().find(|g| g.slot == probe.slot)
+        {
+            // Unremarkable: keep the region's freshness current without re-judging it; the
+            // full pass only revisits regions whose samples stopped.
+            g.latest_ms = g.latest_ms.max(t);
+            e.stalest_ms = e.good.iter().map(|g| g.latest_ms).min().unwrap_or(i64::MAX);
             return;
         }
-        match self.dirty_pairs.get_mut(result.check_id.as_str()) {
+        match dirty_pairs.get_mut(tid) {
             Some(regions) => {
-                if !regions.contains(&region) {
-                    regions.insert(region.clone());
+                if !regions.contains(region) {
+                    regions.insert(region.to_string());
                 }
             }
             None => {
-                self.dirty_pairs.insert(
-                    result.check_id.as_str().to_string(),
-                    BTreeSet::from([region.clone()]),
-                );
+                dirty_pairs.insert(tid.to_string(), BTreeSet::from([region.to_string()]));
             }
         }
         if late {
-            self.amend_with_late(&region, t, verdict.is_hard());
+            amend_with_late(incidents, meta, p.interval_ms, region, t, verdict.is_hard());
         } else if healthy && ((!burst && verdict.is_bad()) || retransmit) {
             // Bad scheduled samples put the region under suspicion; retransmissions do so
             // even from bursts, so a loss train keeps going while loss keeps showing.
             let server_side = verdict.family() == Family::Server;
-            let key = (result.check_id.as_str().to_string(), region);
-            let e = self.suspects.entry(key).or_default();
+            let key = (tid.to_string(), region.to_string());
+            let e = suspects.entry(key).or_default();
             e.server_side |= server_side;
-            e.loss_only &= !verdict.is_bad();
-        }
-    }
-
-    fn amend_with_late(&mut self, region: &str, t: i64, failed: bool) {
-        let slack = self.params.interval_ms;
-        for (i, inc) in self.incidents.iter().enumerate() {
-            if inc.class == Class::RegionSilent
-                && inc.regions.contains(region)
-                && t >= inc.onset_ms - slack
-                && inc.resolved_ms.is_none_or(|r| t <= r)
-            {
-                let m = &mut self.meta[i];
-                m.late_checks += 1;
-                m.late_failed += u64::from(failed);
-            }
+            e.retransmits |= retransmit;
+            e.round_trip |= verdict.is_bad() && verdict != Verdict::Slow;
         }
     }
 
     /// Advance to `now_ms`: evaluate what changed, order bursts, open, page, update and
     /// resolve incidents.
     ///
-    /// Cost: new samples re-evaluate only their (target, region); every twelfth of an interval
-    /// a full pass re-evaluates what can change with time alone — regions with anomalies or
-    /// incidents, regions whose samples went stale, silences, clocks and the drift test.
+    /// Cost: new samples re-evaluate only their (target, region), and a fine sample in a
+    /// target with nothing anomalous anywhere (or a region still without any baseline) only
+    /// refreshes its region's freshness; every twelfth of an interval a full pass re-evaluates
+    /// what can change with time alone — regions with anomalies or incidents, regions whose
+    /// samples went stale, silences, clocks and the drift test.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Action> {
         let every = (self.params.interval_ms / 12).max(1);
         let full = self.dirty || self.last_eval_ms.is_none_or(|l| now_ms - l >= every);
@@ -529,7 +429,7 @@ impl Engine {
             .get(region)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.probes.get(id))
+            .map(|&i| self.probes.at(i))
             .filter(|p| !p.quarantined && !self.is_silent(p, now))
             .collect()
     }
@@ -537,32 +437,26 @@ impl Engine {
     /// One region's evaluation for one target.
     fn evaluate_pair(&self, tid: &str, region: &str, now: i64) -> Option<RegionEval> {
         let fresh = self.params.fresh_ms;
-        let loss_window = 2 * fresh;
+        let loss_window = loss_window(&self.params);
         let target = self.targets.get(tid)?;
+        // The oldest among the judged probes' newest samples.
+        let mut stalest = i64::MAX;
         let views: Vec<ProbeView<'_>> = self
             .healthy_probes(region, now)
             .into_iter()
             .filter_map(|p| {
-                let track = target.tracks.get(&p.info.id)?;
+                let track = target.tracks.get(p.slot)?;
                 let v = track.verdict(now, now - fresh);
-                let (mut connects, mut retransmits, mut first) = (0, 0, None);
-                for j in track
-                    .recent
-                    .iter()
-                    .rev()
-                    .skip_while(|j| j.t > now)
-                    .take_while(|j| j.t > now - loss_window)
+                if v.is_some()
+                    && let Some(j) = track.recent.back()
                 {
-                    if j.base[0].is_some() || j.retransmit {
-                        connects += 1;
-                    }
-                    if j.retransmit {
-                        retransmits += 1;
-                        first = Some(j.t); // walking back: ends at the earliest
-                    }
+                    stalest = stalest.min(j.t);
                 }
+                let (connects, retransmits, first) = track.trials_since(now, now - loss_window);
                 Some(ProbeView {
                     id: &p.info.id,
+                    slot: p.slot,
+                    streak_samples: track.streak_samples(),
                     asn: p.info.asn,
                     verdict: v.map(|x| x.0),
                     streak_start: track.streak_start,
@@ -576,18 +470,7 @@ impl Engine {
             })
             .collect();
         let mut e = evaluate::evaluate_region(region, &views);
-        e.stalest_ms = views
-            .iter()
-            .filter(|v| v.verdict.is_some())
-            .filter_map(|v| {
-                target
-                    .tracks
-                    .get(v.id)
-                    .and_then(|t| t.recent.back())
-                    .map(|j| j.t)
-            })
-            .min()
-            .unwrap_or(i64::MAX);
+        e.stalest_ms = stalest;
         Some(e)
     }
 
@@ -633,11 +516,6 @@ impl Engine {
             .filter(|p| p.quarantined)
             .map(|p| p.info.region.clone())
             .collect();
-        let regions: Vec<String> = if full {
-            self.by_region.keys().cloned().collect()
-        } else {
-            Vec::new()
-        };
         let target_ids: Vec<String> = if full {
             self.targets.keys().cloned().collect()
         } else {
@@ -646,16 +524,21 @@ impl Engine {
         for tid in &target_ids {
             let mut todo: BTreeSet<String> = dirty.remove(tid).unwrap_or_default();
             if full {
-                let evals = self.targets.get(tid).map(|t| &t.evals);
-                todo.extend(
-                    regions
-                        .iter()
-                        .filter(|r| {
-                            quarantined.contains(*r)
-                                || self.needs_sweep(evals.and_then(|e| e.get(*r)), now)
-                        })
-                        .cloned(),
-                );
+                // Regions and evaluations are both in region order: walk them side by side
+                // rather than look every region up.
+                let mut evals = self
+                    .targets
+                    .get(tid)
+                    .into_iter()
+                    .flat_map(|t| t.evals.iter())
+                    .peekable();
+                for r in self.by_region.keys() {
+                    while evals.next_if(|(k, _)| *k < r).is_some() {}
+                    let e = evals.next_if(|(k, _)| *k == r).map(|(_, e)| e);
+                    if quarantined.contains(r) || self.needs_sweep(e, now) {
+                        todo.insert(r.clone());
+                    }
+                }
             }
             if todo.is_empty() && !cusum_due {
                 continue;
@@ -665,11 +548,16 @@ impl Engine {
                 if let Some(e) = self.evaluate_pair(tid, region, now)
                     && let Some(t) = self.targets.get_mut(tid)
                 {
-                    changed |= t
-                        .evals
-                        .get(region)
-                        .is_none_or(|old| !same_verdicts(old, &e));
-                    t.evals.insert(region.clone(), e);
+                    match t.evals.get_mut(region) {
+                        Some(old) => {
+                            changed |= !same_verdicts(old, &e);
+                            *old = e;
+                        }
+                        None => {
+                            changed = true;
+                            t.evals.insert(region.clone(), e);
+                        }
+                    }
                 }
             }
             // Nothing to conclude anew: the regions say what they said, and nothing is open
@@ -701,10 +589,11 @@ impl Engine {
             found.extend(self.probe_faults(tid, &evals, &found, &busy, now));
             found.extend(self.drift(tid, &evals, now, cusum_due));
             if let Some(t) = self.targets.get_mut(tid) {
-                t.quiet = found.is_empty()
+                t.calm = found.is_empty()
                     && evals
                         .values()
-                        .all(|e| e.bad.is_empty() && e.confirmed.is_none() && !e.warming);
+                        .all(|e| e.bad.is_empty() && e.confirmed.is_none());
+                t.quiet = t.calm && evals.values().all(|e| !e.warming);
                 t.evals = evals;
                 t.findings = found;
             }
@@ -749,8 +638,11 @@ impl Engine {
             if e.confirmed.is_some() || covered.contains(region) || e.good.len() < 2 {
                 continue;
             }
-            for (probe, _, _, streak) in &e.bad {
-                let Some(start) = streak else { continue };
+            for b in &e.bad {
+                let (probe, slot) = (&b.id, b.slot);
+                let Some(start) = b.streak_start else {
+                    continue;
+                };
                 if now - start < self.params.quarantine_after_ms {
                     continue;
                 }
@@ -768,11 +660,11 @@ impl Engine {
                         .collect(),
                     probe: Some(probe.clone()),
                     edge: None,
-                    onset_ms: *start,
+                    onset_ms: start,
                     evidence: vec![e.evidence.clone()],
                     note: None,
                 };
-                if let Some(j) = target.tracks.get(probe).and_then(|t| t.recent.back()) {
+                if let Some(j) = target.tracks.get(slot).and_then(|t| t.recent.back()) {
                     f.note = Some(explain::probe_sample(probe, j, e.good.len()));
                 }
                 out.push(f);
@@ -780,7 +672,7 @@ impl Engine {
         }
         // A quarantined probe stays in fault while its own samples stay bad.
         for p in self.probes.values().filter(|p| p.quarantined) {
-            let Some(track) = target.tracks.get(&p.info.id) else {
+            let Some(track) = target.tracks.get(p.slot) else {
                 continue;
             };
             if let (Some((v, _)), Some(start)) = (
@@ -834,7 +726,12 @@ impl Engine {
             if !run && !target.cusum.get(region).is_some_and(Cusum::alarm) {
                 continue;
             }
-            let cusum = target.cusum.entry(region.clone()).or_default();
+            if !target.cusum.contains_key(region) {
+                target.cusum.insert(region.clone(), Cusum::default());
+            }
+            let Some(cusum) = target.cusum.get_mut(region) else {
+                continue;
+            };
             if run {
                 if e.confirmed.is_some() || open_regions.contains(region) {
                     cusum.reset();
@@ -842,19 +739,10 @@ impl Engine {
                     let judged = e
                         .good
                         .iter()
-                        .map(|g| &g.0)
-                        .chain(e.bad.iter().map(|b| &b.0));
+                        .map(|g| g.slot)
+                        .chain(e.bad.iter().map(|b| b.slot));
                     let mut zs: Vec<f64> = judged
-                        .filter_map(|id| target.tracks.get(id))
-                        .filter_map(|t| {
-                            t.recent
-                                .iter()
-                                .rev()
-                                .skip_while(|j| j.t > now)
-                                .take_while(|j| j.t > now - fresh)
-                                .find(|j| !j.burst && !j.late)
-                                .and_then(|j| j.z[0])
-                        })
+                        .filter_map(|slot| target.tracks.fresh_scheduled_z(slot, now, now - fresh))
                         .map(|z| z.clamp(-4.0, 4.0))
                         .collect();
                     if zs.len() >= 2 {
@@ -1003,7 +891,28 @@ fn same_verdicts(a: &RegionEval, b: &RegionEval) -> bool {
         && a.bad
             .iter()
             .zip(&b.bad)
-            .all(|(x, y)| x.0 == y.0 && x.2 == y.2)
+            .all(|(x, y)| x.id == y.id && x.family == y.family)
+}
+
+/// Counts a late sample of `region` taken at `t` into the silences it fell in.
+fn amend_with_late(
+    incidents: &[Incident],
+    meta: &mut [Meta],
+    slack: i64,
+    region: &str,
+    t: i64,
+    failed: bool,
+) {
+    for (inc, m) in incidents.iter().zip(meta.iter_mut()) {
+        if inc.class == Class::RegionSilent
+            && inc.regions.contains(region)
+            && t >= inc.onset_ms - slack
+            && inc.resolved_ms.is_none_or(|r| t <= r)
+        {
+            m.late_checks += 1;
+            m.late_failed += u64::from(failed);
+        }
+    }
 }
 
 fn op_finding(class: Class, region: &str, onset_ms: i64) -> Finding {

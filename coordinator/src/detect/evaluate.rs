@@ -40,12 +40,18 @@ pub struct Judged {
 pub struct ProbeView<'a> {
     /// Probe id.
     pub id: &'a str,
+    /// The engine's handle on the probe (the slot of its per-target state), handed back in
+    /// [`RegionEval::bad`] and [`RegionEval::good`] so the engine finds the probe again without
+    /// comparing ids.
+    pub slot: usize,
     /// Its network, if known.
     pub asn: Option<u32>,
     /// Its verdict over fresh samples; `None` when it has none.
     pub verdict: Option<Verdict>,
     /// The first bad sample of its current bad streak.
     pub streak_start: Option<i64>,
+    /// Bad samples kept since the streak began (a burst's runs all bad make 3).
+    pub streak_samples: usize,
     /// Its latest fresh sample.
     pub latest: Option<&'a Judged>,
     /// Connects and retransmissions in the loss window, and the earliest retransmission.
@@ -67,11 +73,10 @@ pub struct RegionEval {
     pub judged: usize,
     /// The confirmed family, if a quorum agrees.
     pub confirmed: Option<Confirmed>,
-    /// Ids of the healthy probes whose verdict is bad, with their family.
-    pub bad: Vec<(String, Option<u32>, Family, Option<i64>)>,
-    /// Ids of the healthy probes judged fine, with their network and the time of their latest
-    /// fine sample.
-    pub good: Vec<(String, Option<u32>, i64)>,
+    /// The healthy probes whose verdict is bad.
+    pub bad: Vec<BadProbe>,
+    /// The healthy probes judged fine.
+    pub good: Vec<GoodProbe>,
     /// Whether most judged probes still lack a round-trip baseline.
     pub warming: bool,
     /// The edge serving most of the region, if any.
@@ -81,6 +86,38 @@ pub struct RegionEval {
     pub stalest_ms: i64,
     /// Evidence (deltas over the witnesses, or over everyone when nothing is confirmed).
     pub evidence: RegionEvidence,
+}
+
+/// A healthy probe whose verdict is bad, in a [`RegionEval`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadProbe {
+    /// Probe id.
+    pub id: String,
+    /// Its network, if known.
+    pub asn: Option<u32>,
+    /// Where its verdict points.
+    pub family: Family,
+    /// The first bad sample of its current bad streak.
+    pub streak_start: Option<i64>,
+    /// Its slot ([`ProbeView::slot`]).
+    pub slot: usize,
+    /// Bad samples since its streak began ([`ProbeView::streak_samples`]).
+    pub streak_samples: usize,
+    /// Its latest sample's connect time over the baseline, and the baseline, ms.
+    pub connect_ms: Option<(f64, f64)>,
+}
+
+/// A healthy probe judged fine, in a [`RegionEval`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoodProbe {
+    /// Probe id.
+    pub id: String,
+    /// Its network, if known.
+    pub asn: Option<u32>,
+    /// The time of its latest fine sample.
+    pub latest_ms: i64,
+    /// Its slot ([`ProbeView::slot`]).
+    pub slot: usize,
 }
 
 /// A quorum's agreement.
@@ -131,10 +168,23 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
     for p in &judged {
         let v = p.verdict.unwrap_or(Verdict::Ok);
         if v.is_bad() {
-            bad.push((p.id.to_string(), p.asn, v.family(), p.streak_start));
+            bad.push(BadProbe {
+                id: p.id.to_string(),
+                asn: p.asn,
+                family: v.family(),
+                streak_start: p.streak_start,
+                slot: p.slot,
+                streak_samples: p.streak_samples,
+                connect_ms: p.latest.and_then(|j| j.delta[0].zip(j.base[0])),
+            });
             by_family.entry(v.family()).or_default().push(p);
         } else {
-            good.push((p.id.to_string(), p.asn, p.latest.map_or(i64::MIN, |j| j.t)));
+            good.push(GoodProbe {
+                id: p.id.to_string(),
+                asn: p.asn,
+                latest_ms: p.latest.map_or(i64::MIN, |j| j.t),
+                slot: p.slot,
+            });
         }
     }
     let q = quorum(n);
@@ -167,8 +217,15 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
                 break;
             }
         }
-        if confirmed.is_none() {
-            confirmed = pooled_loss(&judged);
+        match &confirmed {
+            None => confirmed = pooled_loss(&judged),
+            // Loss inflates TLS and first-byte times by a retransmission timeout: slow
+            // samples in a region whose connects show excess loss are the path's doing, not
+            // the server's. The region then stands or falls by the loss test.
+            Some(c) if c.family == Family::Server && !c.hard && excess_loss(&judged) => {
+                confirmed = pooled_loss(&judged);
+            }
+            Some(_) => {}
         }
     }
     let witnesses: BTreeSet<&str> = confirmed
@@ -219,6 +276,14 @@ pub fn evaluate_region(region: &str, probes: &[ProbeView<'_>]) -> RegionEval {
     }
 }
 
+/// Whether the judged probes' connects, pooled, show loss beyond their learnt rates.
+fn excess_loss(judged: &[&ProbeView<'_>]) -> bool {
+    let p0 = judged.iter().map(|p| p.loss_rate).sum::<f64>() / judged.len().max(1) as f64;
+    let k: u64 = judged.iter().map(|p| p.retransmits).sum();
+    let n: u64 = judged.iter().map(|p| p.connects).sum();
+    slow::excess_loss(k, n, p0)
+}
+
 /// The pooled loss test, leaving out the network (ASN, or the probe when unknown) that lost
 /// most: loss that only one probe, or one ISP's probes, see is theirs, not the region's.
 fn pooled_loss(judged: &[&ProbeView<'_>]) -> Option<Confirmed> {
@@ -236,7 +301,12 @@ fn pooled_loss(judged: &[&ProbeView<'_>]) -> Option<Confirmed> {
     let rest: Vec<&&ProbeView<'_>> = judged.iter().filter(|p| network_key(p) != worst).collect();
     let k_rest: u64 = rest.iter().map(|p| p.retransmits).sum();
     let n_rest: u64 = rest.iter().map(|p| p.connects).sum();
-    if !slow::excess_loss(k, n, p0) || !slow::corroborated_loss(k_rest, n_rest, p0) {
+    // Nor is loss that one probe of the rest sees: with several of them, two must see it.
+    let rest_seeing = rest.iter().filter(|p| p.retransmits > 0).count();
+    if !slow::excess_loss(k, n, p0)
+        || !slow::corroborated_loss(k_rest, n_rest, p0)
+        || (rest.len() >= 2 && rest_seeing < 2)
+    {
         return None;
     }
     let witnesses: Vec<&ProbeView<'_>> = judged
@@ -255,7 +325,19 @@ fn pooled_loss(judged: &[&ProbeView<'_>]) -> Option<Confirmed> {
         loss: Some((k, n)),
         witnesses: witnesses.iter().map(|p| p.id.to_string()).collect(),
         onset_ms: firsts.first().copied().unwrap_or(0),
-        quorum_ms: firsts.last().copied().unwrap_or(0),
+        // As for verdicts, a time one early sample cannot pull back, and one that stays put
+        // while the loss goes on (the latest first retransmission moves with every train, and
+        // the other regions would have to be checked again after each to keep the region a
+        // subset): when the third probe saw its first retransmission.
+        quorum_ms: firsts
+            .get(
+                usize::try_from(slow::MIN_LOSS_EVENTS)
+                    .unwrap_or(1)
+                    .saturating_sub(1),
+            )
+            .or(firsts.last())
+            .copied()
+            .unwrap_or(0),
     })
 }
 
@@ -346,7 +428,9 @@ impl Finding {
 ///
 /// `busy` lists regions already inside an open site incident for this target: a network's or
 /// a probe's own trouble is not judged there (an incident's recovering tail, where some probes
-/// are still bad and others already fine, is not an ISP fault).
+/// are still bad and others already fine, is not an ISP fault). A bad streak that began
+/// before `settled_before` (or spans [`SETTLED_SAMPLES`] bad samples) is a pattern rather
+/// than chance; ISP findings need one.
 pub fn classify(
     target: &str,
     evals: &BTreeMap<String, RegionEval>,
@@ -450,6 +534,9 @@ pub fn classify(
             for (r, e) in &net {
                 f.add_region(r, e);
             }
+            if net.iter().all(|(_, e)| small_step(e)) {
+                f.severity = Severity::Ticket;
+            }
             findings.push(f);
         } else {
             let subset = others_fine_since(evals, &net, onset_of(&net));
@@ -457,6 +544,9 @@ pub fn classify(
                 let hard = e.confirmed.as_ref().is_some_and(|c| c.hard);
                 let mut f = Finding::new(Class::RegionalNetwork, target, hard);
                 f.add_region(r, e);
+                if small_step(e) {
+                    f.severity = Severity::Ticket;
+                }
                 findings.push(f);
             }
         }
@@ -464,6 +554,33 @@ pub fn classify(
 
     findings.extend(isp(target, evals, busy, settled_before));
     findings
+}
+
+/// A bad streak of this many samples (a burst's runs, all bad) is a pattern, not chance.
+pub const SETTLED_SAMPLES: usize = 3;
+
+/// A round-trip step pages only when it is large: at least this many ms, and
+/// [`PAGE_STEP_REL`] of the baseline (detection.md §2.8). A smaller step that the per-sample
+/// gate (15 ms) still catches is real but within what a path does (a reroute, a cut that
+/// moved few paths): it is a ticket, like a drift, and pages if it grows.
+pub const PAGE_STEP_MS: f64 = 30.0;
+
+/// See [`PAGE_STEP_MS`].
+pub const PAGE_STEP_REL: f64 = 0.3;
+
+/// Whether a region is confirmed on round trips alone (no failures, no loss) by a step too
+/// small to page: the witnesses' median connect delta under [`PAGE_STEP_MS`].
+fn small_step(e: &RegionEval) -> bool {
+    let Some(c) = &e.confirmed else {
+        return false;
+    };
+    if c.hard || c.loss.is_some() || c.family != Family::Net {
+        return false;
+    }
+    e.evidence
+        .connect_delta_ms
+        .zip(e.evidence.connect_base_ms)
+        .is_some_and(|(d, b)| d < PAGE_STEP_MS.max(PAGE_STEP_REL * b))
 }
 
 /// When the first of these regions reached its quorum.
@@ -490,7 +607,7 @@ fn others_fine_since(
         .collect();
     let fine = others
         .iter()
-        .filter(|e| e.confirmed.is_none() && e.good.iter().any(|g| g.2 > onset))
+        .filter(|e| e.confirmed.is_none() && e.good.iter().any(|g| g.latest_ms > onset))
         .count();
     others.is_empty() || fine * 2 > others.len()
 }
@@ -514,28 +631,41 @@ fn isp(
         let asns: BTreeSet<u32> = e
             .bad
             .iter()
-            .filter(|b| b.2 == Family::Net)
-            .filter_map(|b| b.1)
+            .filter(|b| b.family == Family::Net)
+            .filter_map(|b| b.asn)
             .collect();
         for asn in asns {
-            let bad_on: Vec<&(String, Option<u32>, Family, Option<i64>)> = e
+            let bad_on: Vec<&BadProbe> = e
                 .bad
                 .iter()
-                .filter(|b| b.1 == Some(asn) && b.2 == Family::Net)
-                // Two probes of one network spiking together is chance; the same two still
-                // bad a burst-cooldown later is a pattern.
-                .filter(|b| b.3.is_some_and(|t| t <= settled_before))
+                .filter(|b| b.asn == Some(asn) && b.family == Family::Net)
+                // Two probes of one network spiking together is chance; the same two bad in
+                // every run of a burst, or still bad a burst cooldown later, is a pattern.
+                .filter(|b| {
+                    b.streak_samples >= SETTLED_SAMPLES
+                        || b.streak_start.is_some_and(|t| t <= settled_before)
+                })
+                // Near the gate, which probes a step flags is chance too: a network stands
+                // out only by a step clear of it (failures and retransmissions always do).
+                .filter(|b| {
+                    b.connect_ms
+                        .is_none_or(|(d, base)| d >= PAGE_STEP_MS.max(PAGE_STEP_REL * base))
+                })
                 .collect();
-            let good_on = e.good.iter().filter(|g| g.1 == Some(asn)).count();
-            let bad_other = e.bad.iter().filter(|b| b.1 != Some(asn)).count();
-            let onset = bad_on.iter().filter_map(|b| b.3).min().unwrap_or(i64::MIN);
+            let good_on = e.good.iter().filter(|g| g.asn == Some(asn)).count();
+            let bad_other = e.bad.iter().filter(|b| b.asn != Some(asn)).count();
+            let onset = bad_on
+                .iter()
+                .filter_map(|b| b.streak_start)
+                .min()
+                .unwrap_or(i64::MIN);
             // Region-mates on other networks must have been checked since this began, and
             // found fine: at the onset of a regional fault the first probes to report are on
             // some network or other, which says nothing yet.
             let good_other = e
                 .good
                 .iter()
-                .filter(|g| g.1 != Some(asn) && g.2 > onset)
+                .filter(|g| g.asn != Some(asn) && g.latest_ms > onset)
                 .count();
             let on_total = bad_on.len() + good_on;
             let mostly_bad = bad_on.len() * 5 >= on_total * 3;

@@ -21,14 +21,23 @@
 //! 4. **Quorum** ([`evaluate`]): per (target, region), over the fresh samples of the healthy
 //!    probes (not quarantined, not silent): confirmed when at least `max(2, ⌈0.6·P⌉)` probes
 //!    agree on a signature, counting independent networks (two probes on one ASN are one
-//!    witness when the region has several). An anomaly orders a burst from the region's
-//!    healthy probes (and one probe per other region when the signature points at the server).
+//!    witness when the region has several), or when the region's pooled connects show excess
+//!    loss ([`slow`]) that the other networks, two probes of them, corroborate. An anomaly
+//!    orders a burst from the region's healthy probes (and one probe per other region when the
+//!    signature points at the server); retransmissions order a train of connects instead,
+//!    unless a round trip grew or a check failed. Loss costs a retransmission timeout in the
+//!    TLS handshake and the first byte too: slow samples in a region whose connects show
+//!    excess loss are the path's, and the region stands or falls by the loss test.
 //! 5. **Classification** ([`evaluate`]): hierarchical elimination — DNS, then origin and edge
 //!    (many regions, or one edge identity), regional server (server time up, connect flat),
-//!    regional network (grouped along corridor tags), ISP (one ASN), single probe.
+//!    regional network (grouped along corridor tags), ISP (one ASN, its probes bad in every
+//!    run of a burst or for a burst cooldown, by a step clear of the gate), single probe.
 //! 6. **Incidents** ([`incident`]): suspected → confirmed → paged → resolved, with hysteresis
 //!    and re-open merging; onset from the first anomalous sample; evidence and an explanation
-//!    with the arithmetic.
+//!    with the arithmetic. A round-trip step pages only when large (at least 30 ms and 30 %
+//!    of the baseline, detection.md §2.8); a smaller one the gate still catches is a ticket
+//!    that pages if it grows, and a page waits for a finding that still calls for one. An
+//!    incident that resolved before its page and re-opens is checked for persistence again.
 //!
 //! Deliberately absent: I/O, clocks, async, randomness. Every time is an argument in Unix
 //! milliseconds of the coordinator's clock; the same inputs give the same incidents.

@@ -285,6 +285,43 @@ fn fiber_cut_is_regional_network_for_that_region_only() {
     );
 }
 
+/// A latency fault confirmed but gone before its persistence check resolves without a page;
+/// when it comes back within the re-open window the same incident must still page, once.
+#[test]
+fn a_latency_fault_that_comes_back_before_paging_pages_once() {
+    let mut w = World::new();
+    w.warm_up(25);
+    let onset = w.now + 30 * 1000;
+    let back = onset + 20_000 + 2 * MIN;
+    let end = back + 10 * MIN;
+    w.fault = Box::new(move |r, _, t| Effect {
+        rtt: if r == "me-south"
+            && ((onset..onset + 20_000).contains(&t) || (back..end).contains(&t))
+        {
+            180.0
+        } else {
+            0.0
+        },
+        ..Effect::default()
+    });
+    w.run_until(end + 5 * MIN);
+    let site = site_incidents(&w.engine);
+    assert_eq!(site.len(), 1, "{site:#?}");
+    let timeline: Vec<&str> = site[0].timeline.iter().map(|e| e.what.as_str()).collect();
+    assert_eq!(
+        timeline.iter().filter(|w| **w == "paged").count(),
+        1,
+        "{timeline:#?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|w| w.starts_with("resolved; it did not persist")),
+        "{timeline:#?}"
+    );
+    assert!(site[0].paged_ms.is_some_and(|p| p >= back), "{timeline:#?}");
+}
+
 #[test]
 fn origin_503_everywhere_is_origin_down_and_pages_at_detection() {
     let mut w = World::new();

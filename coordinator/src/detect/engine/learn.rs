@@ -19,9 +19,9 @@ impl Engine {
     /// Learns one historical scheduled result of a known probe (unknown probes are ignored).
     /// Results must come in time order per (target, probe), and before any live result.
     pub fn learn(&mut self, result: &CheckResult) {
-        if !self.probes.contains_key(&result.probe_id) {
+        let Some(slot) = self.probes.get(&result.probe_id).map(|p| p.slot) else {
             return;
-        }
+        };
         let target = match self.targets.get_mut(result.check_id.as_str()) {
             Some(target) => target,
             None => self
@@ -29,10 +29,7 @@ impl Engine {
                 .entry(result.check_id.as_str().to_string())
                 .or_default(),
         };
-        let track = match target.tracks.get_mut(&result.probe_id) {
-            Some(track) => track,
-            None => target.tracks.entry(result.probe_id.clone()).or_default(),
-        };
+        let track = target.tracks.get_or_default(slot);
         let sample = Sample::of(result);
         let t = result.started_ms;
         let est = track.estimates(t, &self.params);

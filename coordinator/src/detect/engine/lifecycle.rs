@@ -1,7 +1,7 @@
 //! Findings to incidents: matching, opening, merging (corridor groups, re-opens), paging with
 //! persistence, resolving with hysteresis, quarantine, bursts and late-data amendments.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, BurstOrder, Engine, Meta, RegionStatus};
 use crate::detect::evaluate::Finding;
@@ -12,8 +12,10 @@ use crate::detect::incident::{
 
 impl Engine {
     pub(super) fn reconcile(&mut self, findings: Vec<Finding>, now: i64) {
-        let mut matched = BTreeSet::new();
+        // Each matched incident, with the highest severity its findings call for now.
+        let mut matched: BTreeMap<usize, Severity> = BTreeMap::new();
         for f in findings {
+            let severity = f.severity;
             let i = match self.find_match(&f, now) {
                 Some(i) => {
                     self.merge(i, f, now);
@@ -21,18 +23,23 @@ impl Engine {
                 }
                 None => self.open(f, now),
             };
-            matched.insert(i);
+            let s = matched.entry(i).or_insert(severity);
+            *s = (*s).max(severity);
         }
         for i in 0..self.incidents.len() {
             let open = self.incidents[i].is_open();
-            if matched.contains(&i) {
+            if let Some(&severity) = matched.get(&i) {
                 self.meta[i].last_confirmed_ms = now;
-                self.maybe_page(i, now);
+                // A page is due only while the evidence still calls for one: a step that
+                // crossed the paging size once, by noise, does not page when it is back under.
+                if severity == Severity::Page {
+                    self.maybe_page(i, now);
+                }
             } else if open && now - self.meta[i].last_confirmed_ms >= self.params.resolve_after_ms {
                 self.resolve(i, now);
             }
         }
-        for i in matched {
+        for i in matched.into_keys() {
             self.refresh_explanation(i);
         }
     }
@@ -235,6 +242,12 @@ impl Engine {
                     .into(),
             });
             self.pending.push(Action::Reopened(inc.id));
+            // One that never paged (it resolved before its persistence check) is checked for
+            // persistence again: a fault that keeps coming back must still page once.
+            if inc.paged_ms.is_none() && inc.severity == Severity::Page {
+                self.meta[i].page_due_ms = Some(now + self.params.page_delay_ms);
+                self.meta[i].persistence_burst = false;
+            }
         } else if changed {
             self.pending.push(Action::Updated(inc.id));
         }
@@ -318,10 +331,10 @@ impl Engine {
                     for (r, e) in &ts.evals {
                         if !inc.regions.contains(r) {
                             for b in &e.bad {
-                                affected.insert(b.0.as_str());
-                                judged.insert(b.0.as_str());
+                                affected.insert(b.id.as_str());
+                                judged.insert(b.id.as_str());
                             }
-                            judged.extend(e.good.iter().map(|g| g.0.as_str()));
+                            judged.extend(e.good.iter().map(|g| g.id.as_str()));
                         }
                     }
                 }
@@ -350,7 +363,8 @@ impl Engine {
                 // fires when the cooldown ends.
                 let e = self.suspects.entry(key).or_default();
                 e.server_side |= suspicion.server_side;
-                e.loss_only &= suspicion.loss_only;
+                e.retransmits |= suspicion.retransmits;
+                e.round_trip |= suspicion.round_trip;
                 continue;
             }
             let mut ids: Vec<String> = self
@@ -374,9 +388,9 @@ impl Engine {
                 continue;
             }
             self.last_burst.insert(key, now);
-            // Loss shows in counts, not medians: a loss-only suspicion asks for a train of
-            // connects, max(10, ⌈50/P⌉) per probe, so the region pools ~50 trials.
-            let runs = if suspicion.loss_only {
+            // Loss shows in counts, not medians: retransmissions ask for a train of connects,
+            // max(10, ⌈50/P⌉) per probe, so the region pools ~50 trials.
+            let runs = if suspicion.retransmits && !suspicion.round_trip {
                 let per = 50usize.div_ceil(probes_here.max(1)).max(10);
                 u8::try_from(per).unwrap_or(u8::MAX)
             } else {
@@ -459,7 +473,7 @@ impl Engine {
         let has_tracks = self
             .probes
             .values()
-            .any(|p| p.info.region == region && t.tracks.contains_key(&p.info.id));
+            .any(|p| p.info.region == region && t.tracks.get(p.slot).is_some());
         if !has_tracks {
             return RegionStatus::NoData;
         }

@@ -6,7 +6,9 @@ use proptest::prelude::*;
 use super::*;
 
 fn judged(verdict: Verdict) -> Judged {
-    // Bad streaks start at 1 000; fine samples were taken after that, at 2 000.
+    // Bad streaks start at 1 000; fine samples were taken after that, at 2 000. A path verdict
+    // is a 150 ms step.
+    let step = if verdict == Verdict::Path { 150.0 } else { 0.0 };
     Judged {
         t: if verdict.is_bad() { 1_000 } else { 2_000 },
         verdict,
@@ -14,7 +16,7 @@ fn judged(verdict: Verdict) -> Judged {
         burst: false,
         late: false,
         base: [Some(100.0), Some(100.0), Some(60.0), Some(3.0)],
-        delta: [Some(0.0); 4],
+        delta: [Some(step), Some(step), Some(0.0), Some(0.0)],
         z: [Some(0.0); 4],
         error: None,
     }
@@ -23,6 +25,8 @@ fn judged(verdict: Verdict) -> Judged {
 fn view<'a>(id: &'a str, asn: u32, v: Verdict, j: &'a Judged) -> ProbeView<'a> {
     ProbeView {
         id,
+        slot: 0,
+        streak_samples: usize::from(v.is_bad()),
         asn: Some(asn),
         verdict: Some(v),
         streak_start: v.is_bad().then_some(1_000),
@@ -216,4 +220,104 @@ proptest! {
         );
         prop_assert_eq!(f[0].regions.len(), regions);
     }
+}
+
+/// A region whose probes saw `verdicts`, their latest samples `step_ms` over a 20 ms
+/// round-trip baseline, each probe with `retransmits[i]` of 20 connects retransmitted.
+fn region_with(
+    verdicts: &[Verdict],
+    asns: &[u32],
+    step_ms: f64,
+    retransmits: &[u64],
+) -> RegionEval {
+    let js: Vec<Judged> = verdicts
+        .iter()
+        .map(|v| Judged {
+            base: [Some(20.0), Some(20.0), Some(60.0), Some(3.0)],
+            delta: [Some(step_ms), Some(step_ms), Some(0.0), Some(0.0)],
+            ..judged(*v)
+        })
+        .collect();
+    let views: Vec<ProbeView<'_>> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ProbeView {
+            connects: 20,
+            retransmits: retransmits[i],
+            first_retransmit: (retransmits[i] > 0).then_some(1_500),
+            ..view(IDS[i], asns[i], *v, &js[i])
+        })
+        .collect();
+    evaluate_region("r", &views)
+}
+
+#[test]
+fn a_round_trip_step_pages_only_when_large() {
+    use Verdict::*;
+    for (step, severity) in [(18.0, Severity::Ticket), (45.0, Severity::Page)] {
+        let mut evals = BTreeMap::new();
+        let cut = region_with(&[Path, Path, Path, Ok, Ok], &[1, 1, 2, 2, 2], step, &[0; 5]);
+        evals.insert("a".to_string(), cut);
+        evals.insert("b".to_string(), region(&[Ok; 5], &[1, 1, 2, 2, 2]));
+        evals.insert("c".to_string(), region(&[Ok; 5], &[1, 1, 2, 2, 2]));
+        let f = classify("www", &evals, &BTreeSet::new(), i64::MAX);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            (f[0].class, f[0].severity),
+            (Class::RegionalNetwork, severity),
+            "+{step} ms over 20 ms"
+        );
+    }
+}
+
+#[test]
+fn slow_samples_in_a_region_losing_packets_are_the_paths() {
+    use Verdict::*;
+    let slow = [Slow, Slow, Slow, Ok, Ok];
+    let asns = [1, 1, 2, 2, 2];
+    let e = region_with(&slow, &asns, 0.0, &[0; 5]);
+    assert_eq!(e.confirmed.map(|c| c.family), Some(Family::Server));
+    let e = region_with(&slow, &asns, 0.0, &[3, 2, 2, 3, 2]);
+    let c = e.confirmed.expect("confirmed by the loss test");
+    assert_eq!(c.family, Family::Net);
+    assert_eq!(c.loss, Some((12, 100)));
+}
+
+#[test]
+fn loss_that_one_probe_of_the_other_networks_sees_is_not_the_regions() {
+    use Verdict::*;
+    let asns = [1, 1, 1, 2, 2];
+    assert_eq!(
+        region_with(&[Ok; 5], &asns, 0.0, &[4, 4, 4, 3, 0]).confirmed,
+        None
+    );
+    let e = region_with(&[Ok; 5], &asns, 0.0, &[4, 4, 4, 2, 1]);
+    assert!(e.confirmed.is_some_and(|c| c.loss.is_some()));
+}
+
+#[test]
+fn isp_needs_a_step_clear_of_the_gate_and_a_settled_streak() {
+    use Verdict::*;
+    let isp = |step: f64, samples: usize, settled_before: i64| {
+        let mut evals = BTreeMap::new();
+        for r in ["eu-west", "eu-central"] {
+            let mut e = region_with(&[Path, Path, Ok, Ok, Ok], &[1, 1, 2, 2, 2], step, &[0; 5]);
+            for b in &mut e.bad {
+                b.streak_samples = samples;
+            }
+            evals.insert(r.to_string(), e);
+        }
+        classify("www", &evals, &BTreeSet::new(), settled_before)
+            .iter()
+            .filter(|f| f.class == Class::Isp)
+            .count()
+    };
+    assert_eq!(isp(150.0, 1, i64::MAX), 1, "bad for a burst cooldown");
+    assert_eq!(isp(150.0, 3, i64::MIN), 1, "bad in every run of a burst");
+    assert_eq!(isp(150.0, 1, i64::MIN), 0, "not settled yet");
+    assert_eq!(
+        isp(18.0, 3, i64::MAX),
+        0,
+        "a step at the gate flags probes by chance"
+    );
 }
