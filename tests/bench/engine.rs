@@ -12,8 +12,9 @@
 //! anomaly is only called against a seasonal baseline (this hour on previous days), so a cold
 //! engine cannot see the first: `--history-hours 24` teaches the engine the previous day with
 //! `Engine::learn` first (a warm start, timed apart), and then it must. The hard failure needs
-//! no baseline. The report gives each fault's time to detect and the incidents that match no
-//! fault (false incidents).
+//! no baseline. Burst orders are counted, not run, so detection here waits for scheduled
+//! samples (the simulator, `bench-ttd`, runs them). The report gives each fault's time to
+//! detect and the incidents that match no fault (false incidents).
 //!
 //! Prints results, engine time, results per second, generation time, the faults, false
 //! incidents and peak RSS.
