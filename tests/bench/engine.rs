@@ -26,7 +26,8 @@ use meridian_coordinator::detect::{
     Action, Class, Engine, Incident, Params, ProbeInfo, RegionInfo, Topology,
 };
 use meridian_shared::check::CheckId;
-use meridian_shared::result::{CheckError, CheckResult, ErrorClass, HttpDetail, Phases};
+use meridian_shared::result::{CheckError, CheckResult, ErrorClass, Phases};
+use meridian_tests::synth::{self, unit};
 
 #[derive(Parser)]
 #[command(about = "Detection engine throughput on one core")]
@@ -60,18 +61,6 @@ struct Fault {
     to_s: u64,
     /// Extra round trip, ms; `None`: every connect times out.
     rtt_ms: Option<f64>,
-}
-
-/// SplitMix64: deterministic noise without a dependency.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn unit(x: u64) -> f64 {
-    (mix(x) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 struct Probe {
@@ -303,48 +292,21 @@ fn result(
     let extra = fault.map_or(Some(0.0), |f| f.rtt_ms);
     let rtt = p.base_rtt_ms * (1.0 + 0.1 * (unit(key) - 0.5)) + extra.unwrap_or(0.0);
     let server = 40.0 * (1.0 + 0.2 * (unit(key ^ 1) - 0.5));
-    let us = |ms: f64| (ms * 1000.0) as u64;
-    let (phases, error) = match extra {
-        Some(_) => (
-            Phases {
-                dns: Some(us(2.0)),
-                connect: Some(us(rtt)),
-                tls: Some(us(rtt + 1.5)),
-                ttfb: Some(us(rtt + server)),
-                transfer: Some(150),
-                total: us(3.0 * rtt + server + 2.0),
-            },
-            None,
-        ),
-        None => (
-            Phases {
-                dns: Some(us(2.0)),
-                connect: None,
-                tls: None,
-                ttfb: None,
-                transfer: None,
-                total: us(10_002.0),
-            },
-            Some(CheckError {
-                class: ErrorClass::ConnectTimeout,
-                message: "connect timed out after 10 s".to_string(),
-            }),
-        ),
-    };
-    CheckResult {
-        probe_id: p.id.clone(),
-        region: p.region.clone(),
-        check_id: target.clone(),
-        scheduled_ms: now,
-        started_ms: now,
-        phases,
-        remote_ip: None,
-        http: error.is_none().then(|| HttpDetail {
-            status: Some(200),
-            ..HttpDetail::default()
-        }),
-        dns: None,
-        error,
-        warnings: Vec::new(),
+    let mut result = synth::https_ok(&p.id, &p.region, target, now, rtt, server);
+    if extra.is_none() {
+        result.phases = Phases {
+            dns: Some(2_000),
+            connect: None,
+            tls: None,
+            ttfb: None,
+            transfer: None,
+            total: 10_002_000,
+        };
+        result.http = None;
+        result.error = Some(CheckError {
+            class: ErrorClass::ConnectTimeout,
+            message: "connect timed out after 10 s".to_string(),
+        });
     }
+    result
 }

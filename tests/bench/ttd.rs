@@ -39,7 +39,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use meridian_coordinator::sim::scenario::{Fault, FaultKind, Scenario};
 use meridian_coordinator::sim::{self, Outcome, parse, report, score};
-use meridian_shared::regions::{Catalog, RegionId};
+use meridian_shared::regions::Catalog;
 use serde::Serialize;
 
 /// Scenario files skipped unless named or `--all` is given: too long for a default run.
@@ -170,20 +170,6 @@ struct Row {
     wall_s: f64,
 }
 
-/// The regions an edge serves, across every target that names it (as the world computes it).
-fn edge_regions(s: &Scenario, edge: &str) -> Vec<RegionId> {
-    let mut out: Vec<RegionId> = s
-        .targets
-        .iter()
-        .filter_map(|t| t.edges.get(edge))
-        .flatten()
-        .cloned()
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// Runs one seed and scores it twice: as the suite does, and with time bounds and the page
 /// rule lifted (class and scope only).
 fn run_one(mut scenario: Scenario, seed: u64, catalog: &Catalog) -> anyhow::Result<Run> {
@@ -197,7 +183,7 @@ fn run_one(mut scenario: Scenario, seed: u64, catalog: &Catalog) -> anyhow::Resu
         e.resolve_within_ms = None;
     }
     let s = &outcome.scenario;
-    let edges = |edge: &str| edge_regions(s, edge);
+    let edges = |edge: &str| s.edge_regions(edge);
     let card = score::score(&relaxed, outcome.start_ms, &edges, &outcome.incidents);
     // Class and scope only: a wrong page still shows in `passed`, not here.
     let classified_verdict = card

@@ -17,7 +17,8 @@ use clap::Parser;
 use meridian_coordinator::detect::{Engine, Params, ProbeInfo, RegionInfo, Topology};
 use meridian_coordinator::store::{ProbeBatch, Store};
 use meridian_shared::check::CheckId;
-use meridian_shared::result::{CheckResult, HttpDetail, Phases};
+use meridian_shared::result::CheckResult;
+use meridian_tests::synth::{self, unit};
 
 #[derive(Parser)]
 #[command(about = "Warm start: replaying stored history into the detection engine")]
@@ -42,14 +43,6 @@ struct Args {
     dir: Option<std::path::PathBuf>,
 }
 
-/// SplitMix64: deterministic noise without a dependency.
-fn unit(mut x: u64) -> f64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (x ^ (x >> 31)) as f64 / u64::MAX as f64
-}
-
 fn result(
     probe: &str,
     region: &str,
@@ -60,30 +53,7 @@ fn result(
 ) -> CheckResult {
     let rtt = base_rtt * (1.0 + 0.1 * (unit(key) - 0.5));
     let server = 40.0 * (1.0 + 0.2 * (unit(key ^ 1) - 0.5));
-    let us = |ms: f64| (ms * 1000.0) as u64;
-    CheckResult {
-        probe_id: probe.to_string(),
-        region: region.to_string(),
-        check_id: check.clone(),
-        scheduled_ms: t,
-        started_ms: t,
-        phases: Phases {
-            dns: Some(us(2.0)),
-            connect: Some(us(rtt)),
-            tls: Some(us(rtt + 1.5)),
-            ttfb: Some(us(rtt + server)),
-            transfer: Some(150),
-            total: us(3.0 * rtt + server + 2.0),
-        },
-        remote_ip: None,
-        http: Some(HttpDetail {
-            status: Some(200),
-            ..HttpDetail::default()
-        }),
-        dns: None,
-        error: None,
-        warnings: Vec::new(),
-    }
+    synth::https_ok(probe, region, check, t, rtt, server)
 }
 
 #[expect(

@@ -20,6 +20,7 @@
 //!   the coordinator's GeoIP lookups.
 //! - [`realnet`]: the real-network harness (root only): network namespaces per region probe,
 //!   origin, DNS and coordinator, joined by a userspace WAN emulator on TUN devices.
+//! - [`synth`]: synthetic check results and deterministic noise for the detection benchmarks.
 //!
 //! A typical test:
 //!
@@ -45,6 +46,7 @@ pub mod raw;
 pub mod realnet;
 pub mod relay;
 pub mod status;
+pub mod synth;
 
 pub use dns::{ScriptedDns, ZoneServer};
 pub use origin::{OriginBuilder, TestOrigin};

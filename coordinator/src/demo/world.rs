@@ -138,7 +138,7 @@ pub fn scenario_text(spec: &ScenarioSpec) -> String {
 }
 
 /// The `coordinator.toml` text: the targets' checks every `interval` for the demo's regions,
-/// the data in `data_dir`. The listen address is a placeholder: the demo binds its own socket.
+/// the data in `data_dir`, listening on a fresh loopback port (`127.0.0.1:0`, as `serve` binds).
 pub fn config_text(data_dir: &Path, interval: Duration) -> Option<String> {
     let data_dir = toml::Value::String(data_dir.to_str()?.to_owned()).to_string();
     let interval = scenario_duration(interval);

@@ -216,6 +216,18 @@ impl World {
     }
 }
 
+/// A fiber cut: +180 ms on every round trip of me-south during `[onset, end)`.
+fn me_south_cut(onset: i64, end: i64) -> FaultFn {
+    Box::new(move |r, _, t| Effect {
+        rtt: if r == "me-south" && t >= onset && t < end {
+            180.0
+        } else {
+            0.0
+        },
+        ..Effect::default()
+    })
+}
+
 fn site_incidents(e: &Engine) -> Vec<&Incident> {
     e.incidents()
         .iter()
@@ -254,14 +266,7 @@ fn fiber_cut_is_regional_network_for_that_region_only() {
     w.warm_up(25);
     let onset = w.now + 30 * 1000;
     let end = onset + 20 * MIN;
-    w.fault = Box::new(move |r, _, t| Effect {
-        rtt: if r == "me-south" && t >= onset && t < end {
-            180.0
-        } else {
-            0.0
-        },
-        ..Effect::default()
-    });
+    w.fault = me_south_cut(onset, end);
     w.run_until(end + 5 * MIN);
     let site = site_incidents(&w.engine);
     assert_eq!(site.len(), 1, "{site:#?}");
@@ -487,20 +492,13 @@ fn an_engine_taught_stored_history_detects_at_once_and_a_cold_one_cannot() {
     }
     let onset = restart + 10 * MIN + 30_000;
     let end = onset + 15 * MIN;
-    let cut = move |r: &str, _: usize, t: i64| Effect {
-        rtt: if r == "me-south" && t >= onset && t < end {
-            180.0
-        } else {
-            0.0
-        },
-        ..Effect::default()
-    };
+
     let mut warm = World::new();
     warm.now = restart;
     for result in &history {
         warm.engine.learn(result);
     }
-    warm.fault = Box::new(cut);
+    warm.fault = me_south_cut(onset, end);
     warm.run_until(end + 5 * MIN);
     let site = site_incidents(&warm.engine);
     assert_eq!(site.len(), 1, "{site:#?}");
@@ -512,7 +510,7 @@ fn an_engine_taught_stored_history_detects_at_once_and_a_cold_one_cannot() {
 
     let mut cold = World::new();
     cold.now = restart;
-    cold.fault = Box::new(cut);
+    cold.fault = me_south_cut(onset, end);
     cold.run_until(end + 5 * MIN);
     assert!(site_incidents(&cold.engine).is_empty());
     assert_eq!(

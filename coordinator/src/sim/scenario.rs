@@ -42,6 +42,22 @@ pub struct Scenario {
     pub score: ScoreSpec,
 }
 
+impl Scenario {
+    /// The regions an edge serves, across every target that names it, sorted.
+    pub fn edge_regions(&self, edge: &str) -> Vec<RegionId> {
+        let mut out: Vec<RegionId> = self
+            .targets
+            .iter()
+            .filter_map(|t| t.edges.get(edge))
+            .flatten()
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// `[world]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorldSpec {

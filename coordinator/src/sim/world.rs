@@ -241,17 +241,7 @@ impl World {
 
     /// The regions an edge serves, across every target that names it.
     pub fn edge_regions(&self, edge: &str) -> Vec<RegionId> {
-        let mut out: Vec<RegionId> = self
-            .scenario
-            .targets
-            .iter()
-            .filter_map(|t| t.edges.get(edge))
-            .flatten()
-            .cloned()
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        self.scenario.edge_regions(edge)
     }
 
     /// The diurnal RTT factor for a probe at `t_ms`: `1 + A·sin(2π(h − 14)/24)` with `h` the
