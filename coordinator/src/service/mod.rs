@@ -14,6 +14,11 @@
 //!   so that enrolment works: the link refuses it right after, with close code
 //!   [`close::NO_CERTIFICATE`]. TLS 1.3 only (QUIC), 0-RTT off (a replayed first flight could
 //!   replay a batch or a token), keep-alive below the idle timeout.
+//! - **Restarts**: the stateless-reset key and the connection-ID generator's key are derived
+//!   from the CA key, so a coordinator restarted after a crash resets the connections its
+//!   previous run left open at their next packet ([`endpoint_config`]).
+//! - **Flow control**: a probe may send [`LINK_WINDOW`] bytes ahead of its session, so the
+//!   coordinator's memory under full ingest does not grow with every probe's in-flight batches.
 //! - **Storage** runs on one dedicated thread that owns the [`Store`] (SQLite calls block);
 //!   connections send it closures and batches and await the answer, so an acknowledgement is
 //!   sent only once the transaction committed. Batches are group-committed: whatever is queued
@@ -92,6 +97,10 @@ pub mod close {
     /// The coordinator failed (storage error); the probe retries later.
     pub const INTERNAL: u32 = 6;
 }
+
+/// Bytes a probe may send beyond what its session has read (QUIC flow control, per stream and
+/// per connection); see [`Service::bind`].
+const LINK_WINDOW: u32 = 64 * 1024;
 
 /// How the service behaves.
 #[derive(Clone)]
@@ -512,17 +521,17 @@ impl Service {
             .keep_alive_interval(Some(config.keep_alive))
             // Probes open one stream each; nothing else is accepted.
             .max_concurrent_uni_streams(0u8.into())
-            .max_concurrent_bidi_streams(1u8.into());
+            .max_concurrent_bidi_streams(1u8.into())
+            // What a probe may send ahead of the session reading it, per connection. quinn's
+            // defaults (1.25 MB per stream, no connection limit) let every probe park its whole
+            // in-flight window in the coordinator's memory while its session waits on a group
+            // commit: ~70 MiB of bench-link's peak with 200 probes. 256 KiB still holds a few
+            // default batches (~55 KB each), and a larger frame simply flows as it is read.
+            .stream_receive_window(LINK_WINDOW.into())
+            .receive_window(LINK_WINDOW.into());
         server.transport_config(Arc::new(transport));
-        // The stateless-reset key is derived from the CA key, so a coordinator restarted after a
-        // crash can reset the connections its previous run left open: probes reconnect at once
-        // instead of waiting out the idle timeout (a random key per start made them wait 30 s).
-        let reset_key = ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            &ca.derived_secret("quic-stateless-reset"),
-        );
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::new(Arc::new(reset_key)),
+            endpoint_config(&ca),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -655,6 +664,38 @@ impl Service {
         }
         tracing::info!("QUIC service stopped");
     }
+}
+
+/// The endpoint's configuration: its stateless-reset key and connection-ID generator, both
+/// keyed by secrets derived from the CA key, so they are the same in every run on this data
+/// directory.
+///
+/// A coordinator restarted after a crash (`kill -9`, power loss) must answer the packets of the
+/// connections its previous run left open with a stateless reset, so that probes reconnect at
+/// their next packet instead of waiting out the idle timeout. quinn sends one only for a
+/// connection ID its generator recognises as its own (`ConnectionIdGenerator::validate`), and
+/// the default generator signs its IDs with a key drawn at random per endpoint: a restarted
+/// coordinator dropped the old IDs as invalid, and probes waited the full 30 s. The reset token
+/// must match too: it is an HMAC of the connection ID under the reset key.
+fn endpoint_config(ca: &Ca) -> quinn::EndpointConfig {
+    let reset_key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &ca.derived_secret("quic-stateless-reset"),
+    );
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    // quinn sends at most one reset per 20 ms by default: after a restart a fleet of 1,000
+    // probes would need 20 s of resets, and a probe whose packet fell in another's interval
+    // waits for its next keep-alive. Resets are never larger than the packet that incites them
+    // and only answer IDs this generator issued, so a tighter floor amplifies nothing.
+    config.min_reset_interval(Duration::from_millis(1));
+    let secret = ca.derived_secret("quic-connection-id");
+    let mut key = [0u8; 8];
+    key.copy_from_slice(secret.get(..8).unwrap_or(&[0; 8]));
+    let cid_key = u64::from_le_bytes(key);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
 }
 
 /// Closes the endpoint when the serving future ends or is dropped.

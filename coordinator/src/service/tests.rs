@@ -26,6 +26,7 @@ use crate::pki;
 mod detection;
 mod network;
 mod push;
+mod reconnect;
 
 const WAIT: Duration = Duration::from_secs(15);
 

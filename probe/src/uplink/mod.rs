@@ -122,7 +122,10 @@ pub struct UplinkConfig {
     pub backoff_max: Duration,
     /// Idle timeout of the QUIC connection (default 30 s).
     pub idle_timeout: Duration,
-    /// Keep-alive interval, below the idle timeout (default 10 s).
+    /// Keep-alive interval, below the idle timeout (default 5 s). It also bounds how long an
+    /// idle probe stays silent, hence how soon a coordinator restarted after a crash hears from
+    /// it and resets the stale connection (the probe then reconnects at once instead of waiting
+    /// out the idle timeout).
     pub keep_alive: Duration,
     /// How long connecting and the `Hello` exchange may take (default 10 s).
     pub connect_timeout: Duration,
@@ -149,7 +152,7 @@ impl UplinkConfig {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
         }
     }
