@@ -50,6 +50,18 @@ pub struct CoordinatorConfig {
     /// Networks the operator pinned by probe id (`[probes."ID"]`); they win over GeoIP. Only
     /// `asn`, `as_org` and `country` are ever set.
     pub pinned_networks: BTreeMap<String, Network>,
+    /// Member-message drafts: the operator's templates file and the update cadence.
+    pub drafts: DraftSettings,
+}
+
+/// The `[drafts]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftSettings {
+    /// A templates file over the built-in wording (resolved against the config file's
+    /// directory; read by [`crate::drafts::Templates::load`]).
+    pub templates: Option<PathBuf>,
+    /// How far ahead a draft promises the next update.
+    pub cadence: crate::drafts::Cadence,
 }
 
 /// The `[geoip]` table: paths, resolved against the config file's directory, not yet opened.
@@ -115,6 +127,17 @@ struct Raw {
     geoip: Option<RawGeoIp>,
     #[serde(default)]
     probes: BTreeMap<String, Spanned<RawProbeNetwork>>,
+    #[serde(default)]
+    drafts: RawDrafts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrafts {
+    #[serde(default)]
+    templates: Option<Spanned<String>>,
+    #[serde(default)]
+    update_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,6 +331,25 @@ impl CoordinatorConfig {
             "enrollment.cert_validity",
             &mut issues,
         );
+        let update_every = dur(
+            &raw.drafts.update_every,
+            30 * 60,
+            Duration::from_secs(60),
+            "drafts.update_every",
+            &mut issues,
+        );
+        let draft_templates = match &raw.drafts.templates {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                issues.push(src.issue(
+                    p.span(),
+                    "drafts.templates",
+                    "an empty path: name a templates file such as \"drafts.toml\"",
+                ));
+                None
+            }
+            Some(p) => Some(base.join(p.get_ref())),
+            None => None,
+        };
 
         let mut targets = Vec::new();
         let mut target_ids: BTreeMap<String, usize> = BTreeMap::new();
@@ -415,6 +457,10 @@ impl CoordinatorConfig {
             targets,
             geoip,
             pinned_networks,
+            drafts: DraftSettings {
+                templates: draft_templates,
+                cadence: crate::drafts::Cadence { update_every },
+            },
         })
     }
 }

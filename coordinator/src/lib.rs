@@ -14,11 +14,14 @@
 //! - [`demo`]: `coordinator demo`: the service and simulated probes (the probe crate's spool,
 //!   uplink and scheduler over the world model) on loopback in real time, a scripted fault.
 //!
+//! - [`drafts`]: member-message drafts per incident and stage, from editable templates.
+//!
 //! The web map arrives with its issue.
 
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod drafts;
 pub mod geoip;
 pub mod pki;
 pub mod service;

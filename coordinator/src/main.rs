@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use meridian_coordinator::config::CoordinatorConfig;
+use meridian_coordinator::drafts::{Names, Stage, Templates};
 use meridian_coordinator::pki::{self, Ca};
 use meridian_coordinator::sim;
 use meridian_coordinator::store::Store;
@@ -119,6 +120,34 @@ enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// Draft the member message of a stored incident, for a community manager to edit and
+    /// publish (nothing is published): its class's wording at one stage, scoped with the
+    /// regions' member-facing names. Exit 1 when the incident does not exist or is a state of
+    /// the monitoring network, which members never hear about.
+    #[command(
+        after_help = "Examples:\n  coordinator draft 12 --config /etc/meridian/coordinator.toml\n  coordinator draft 12 --config coordinator.toml --stage identified\n  coordinator draft 12 --config coordinator.toml --stage resolved --json\n\nThe wording comes from the built-in templates, or the file `[drafts] templates` names."
+    )]
+    Draft {
+        /// The incident's id, as `coordinator incidents` lists it.
+        id: u64,
+        /// The coordinator configuration: data directory, target names, templates.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// investigating, identified, monitoring or resolved. Default: investigating while the
+        /// incident is open, resolved once it is over.
+        #[arg(long, value_parser = parse_stage)]
+        stage: Option<Stage>,
+        /// Print the draft as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_stage(s: &str) -> Result<Stage, String> {
+    Stage::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -272,6 +301,55 @@ fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> 
     }
     let _ = writeln!(out, "{} incidents", records.len());
     Ok(out)
+}
+
+/// `coordinator draft`: the stored incident's member message at `stage`, as text (title,
+/// blank line, message) or one JSON object.
+fn draft(config: &Path, id: u64, stage: Option<Stage>, json: bool) -> anyhow::Result<ExitCode> {
+    let config = match CoordinatorConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let templates = match Templates::load(config.drafts.templates.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = Store::open_reader(&config.data_dir)?;
+    let Some(incident) = store.incident(id)? else {
+        eprintln!(
+            "coordinator: no incident {id} in {}",
+            config.data_dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let networks = store.probe_networks()?.into_values().filter_map(|p| {
+        let network = p.network;
+        Some((network.asn?, network.as_org?))
+    });
+    let names = Names::new(&config.catalog, &config.targets).with_networks(networks);
+    let stage = stage.unwrap_or(Stage::suggested(incident.state));
+    match templates.draft(&incident, &names, stage, now_ms(), config.drafts.cadence) {
+        Ok(Some(d)) if json => println!("{}", serde_json::to_string(&d)?),
+        Ok(Some(d)) => println!("{}\n\n{}", d.title, d.body),
+        Ok(None) => {
+            eprintln!(
+                "coordinator: incident {id} is {}, a state of the monitoring network: members get no message about it",
+                incident.class
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            eprintln!("coordinator: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `coordinator simulate`: every file is validated before anything runs, so a typo in the
@@ -454,6 +532,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::from(2));
                     }
                 };
+                // Every template is rendered once: a typo in the operator's wording fails here.
+                if let Err(e) = Templates::load(c.drafts.templates.as_deref()) {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
                 let checks: usize = c.targets.iter().map(|t| t.checks.len()).sum();
                 println!(
                     "{}: valid ({} targets, {checks} checks, {} regions, data in {})",
@@ -507,6 +590,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             open,
         } => print!("{}", incidents(&data_dir, json, open)?),
+        Command::Draft {
+            id,
+            config,
+            stage,
+            json,
+        } => return draft(&config, id, stage, json),
         Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             if store.revoke_probe(&id, now_ms())? {

@@ -459,3 +459,114 @@ fn incidents_lists_the_stored_incidents_as_a_table_or_json_lines() {
     let open_json = list(&["--json", "--open"]);
     assert_eq!(open_json.lines().count(), 1, "{open_json}");
 }
+
+/// A store holding incident 1 (a fiber cut in me-south, open), 2 (the same, resolved after 68
+/// minutes) and 3 (a probe fault), and a config naming the target, in `dir`.
+fn store_with_incidents(dir: &Path) -> std::path::PathBuf {
+    use meridian_coordinator::store::Store;
+    use meridian_coordinator::store::incidents::StoredState;
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("test setup");
+    let store = Store::open(&data).expect("test setup");
+    let onset = 1_795_788_120_000; // 2026-11-27 14:02 UTC
+    let record = |id: u64, class: &str, resolved: Option<i64>| {
+        let state = match resolved {
+            Some(_) => StoredState::Resolved,
+            None => StoredState::Paged,
+        };
+        let mut r = stored_incident(id, class, state);
+        r.regions = vec!["me-south".into()];
+        r.targets = vec!["shop-home".into()];
+        r.onset_ms = onset;
+        r.resolved_ms = resolved;
+        r
+    };
+    store
+        .upsert_incident(&record(1, "regional-network", None))
+        .expect("test setup");
+    store
+        .upsert_incident(&record(2, "regional-network", Some(onset + 68 * 60_000)))
+        .expect("test setup");
+    store
+        .upsert_incident(&record(3, "probe-fault", None))
+        .expect("test setup");
+    let config = dir.join("coordinator.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[listen]\nquic = \"127.0.0.1:4433\"\n\
+         [[target]]\nid = \"shop\"\nname = \"The shop\"\n\
+         [[target.http]]\nid = \"shop-home\"\nurl = \"https://shop.example.com/\"\n",
+    )
+    .expect("test setup");
+    config
+}
+
+#[test]
+fn draft_writes_the_member_message_of_a_stored_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_with_incidents(dir.path());
+    let config = config.to_str().unwrap();
+    let draft = |args: &[&str]| {
+        coordinator()
+            .args(["draft", "--config", config])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Open: investigating by default, scoped with the region's member-facing name.
+    let out = draft(&["1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    let mut parts = stdout.splitn(2, "\n\n");
+    assert_eq!(
+        parts.next(),
+        Some("Slow pages for members in the Middle East")
+    );
+    let body = parts.next().unwrap_or_default();
+    assert!(
+        body.starts_with(
+            "Members in the Middle East may find The shop slow to load since 27 Nov 14:02 UTC."
+        ),
+        "{}",
+        show(&out)
+    );
+
+    let out = draft(&["1", "--stage", "identified", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stage"], "identified");
+    assert_eq!(json["class"], "regional-network");
+    assert!(
+        json["body"]
+            .as_str()
+            .unwrap()
+            .contains("outside our own systems"),
+        "{json}"
+    );
+
+    // Resolved: the default stage says when it ended and for how long.
+    let out = draft(&["2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("For 1 hour 8 minutes,"),
+        "{}",
+        show(&out)
+    );
+
+    // Nothing to say: still open, a probe fault, no such incident; a stage that does not exist.
+    for (args, code, says) in [
+        (&["1", "--stage", "resolved"][..], 1, "still open"),
+        (&["3"], 1, "probe-fault, a state of the monitoring network"),
+        (&["9"], 1, "no incident 9"),
+        (
+            &["1", "--stage", "postmortem"],
+            2,
+            "expected one of investigating",
+        ),
+    ] {
+        let out = draft(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", show(&out));
+        assert!(text(&out.stderr).contains(says), "{args:?}: {}", show(&out));
+    }
+}

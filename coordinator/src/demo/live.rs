@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use super::fleet::{self, FleetProbe};
 use super::history::{self, HistoryProbe};
 use super::probe::{self, COORDINATOR, RunningProbe, SimExecutor, Timing};
-use super::screen::{self, Script};
+use super::screen::{self, Drafter, Script};
 use super::verdict::{self, Verdict};
 use super::watch;
 use super::world::{self, CUT_REGION, CUT_RTT_MS, REGIONS, TARGETS};
@@ -59,6 +59,7 @@ pub async fn run(
         .ok_or_else(|| DemoError::DataDirNotUtf8(data_dir.to_path_buf()))?;
     write_file(&config_path, &config_text)?;
     let config = Arc::new(CoordinatorConfig::load(&config_path)?);
+    let drafter = Drafter::new(&config)?;
     header(o, data_dir, kept, &spec, out);
 
     // Enrolment: the coordinator serves it; the targets come with the restart below.
@@ -140,7 +141,7 @@ pub async fn run(
         cut_ms: zero_ms + ms(o.cut_after),
         heal_ms: zero_ms + ms(o.cut_after) + ms(o.cut_for),
     };
-    let watched = watch::watch(data_dir, &script, interval_ms, ms(tail), out).await;
+    let watched = watch::watch(data_dir, &script, interval_ms, ms(tail), drafter, out).await;
     stop_all(probes).await;
     let stored = handle.counters().results_stored.load(Ordering::Relaxed);
     let bursts = handle.counters().bursts_ordered.load(Ordering::Relaxed);

@@ -1,17 +1,24 @@
 //! What the demo prints, for a person watching: the periodic per-region status line, each
 //! incident transition the coordinator stored (with its class, scope, explanation and times),
-//! and the verdict. Pure formatting over what the store holds; times are shown as `+m:ss` from
+//! the member message a community manager would be handed at confirmation and resolution
+//! ([`crate::drafts`]), and the verdict. Pure formatting over what the store holds; times are shown as `+m:ss` from
 //! the start of the live phase.
 //!
 //! Deliberately absent: deciding anything. Incidents are the coordinator's own records, read
 //! back from its store; the status line summarises the results it stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use meridian_shared::regions::Catalog;
 use meridian_shared::result::CheckResult;
 
+use crate::config::CoordinatorConfig;
+use crate::drafts::{Cadence, Names, Stage, Templates};
 use crate::store::incidents::IncidentRecord;
+
+/// Width the member drafts are wrapped to, indent included.
+const DRAFT_WIDTH: usize = 96;
 
 /// Width of one region's column in the status line.
 const COLUMN: usize = 13;
@@ -128,6 +135,74 @@ struct Shown {
 pub struct IncidentFeed {
     /// By incident id.
     shown: BTreeMap<u64, Shown>,
+    /// Prints each site incident's member draft when set.
+    drafter: Option<Drafter>,
+}
+
+/// What the feed needs to draft member messages as the coordinator it watches would.
+#[derive(Debug)]
+pub struct Drafter {
+    templates: Templates,
+    catalog: Catalog,
+    services: HashMap<String, String>,
+    cadence: Cadence,
+}
+
+impl Drafter {
+    /// Drafts with `config`'s wording, target names and cadence.
+    pub fn new(
+        config: &CoordinatorConfig,
+    ) -> Result<Drafter, meridian_shared::config::ConfigError> {
+        let names = Names::new(&config.catalog, &config.targets);
+        Ok(Drafter {
+            templates: Templates::load(config.drafts.templates.as_deref())?,
+            services: names.services,
+            catalog: config.catalog.clone(),
+            cadence: config.drafts.cadence,
+        })
+    }
+
+    /// `r`'s draft at `stage` written at `at_ms`, indented and wrapped, or nothing for a
+    /// monitoring-network state.
+    fn lines(&self, r: &IncidentRecord, stage: Stage, at_ms: i64) -> Option<String> {
+        let names = Names {
+            catalog: &self.catalog,
+            services: self.services.clone(),
+            networks: HashMap::new(),
+        };
+        let draft = match self.templates.draft(r, &names, stage, at_ms, self.cadence) {
+            Ok(Some(d)) => d,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("           (no member draft: {e})")),
+        };
+        let mut out =
+            format!("           member draft ({stage}), for a community manager to approve:");
+        for paragraph in std::iter::once(draft.title.as_str()).chain(draft.body.split("\n\n")) {
+            for line in wrap(paragraph, DRAFT_WIDTH - "             | ".len()) {
+                let _ = write!(out, "\n             | {line}");
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `text`'s words in lines of at most `width` characters (a longer word gets its own line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// When the scripted fault was in force, for the times printed beside incidents.
@@ -142,6 +217,15 @@ pub struct Script {
 }
 
 impl IncidentFeed {
+    /// A feed that also prints each site incident's member draft: `identified` when it is
+    /// confirmed, `resolved` when it resolves.
+    pub fn with_drafts(drafter: Drafter) -> IncidentFeed {
+        IncidentFeed {
+            shown: BTreeMap::new(),
+            drafter: Some(drafter),
+        }
+    }
+
     /// An incident's explanation as it read when it was first confirmed (the stored one is
     /// the latest confirmation's).
     pub fn first_explanation(&self, id: u64) -> Option<&str> {
@@ -173,6 +257,13 @@ impl IncidentFeed {
                         r.explanation
                     ),
                 ));
+                if let Some(draft) = self
+                    .drafter
+                    .as_ref()
+                    .and_then(|d| d.lines(r, Stage::Identified, r.detected_ms))
+                {
+                    lines.push((r.detected_ms, draft));
+                }
                 shown.detected = true;
                 shown.explanation.clone_from(&r.explanation);
             } else if shown.scope != scope {
@@ -214,6 +305,13 @@ impl IncidentFeed {
                             resolved,
                             format!("  {:<7}incident #{} resolved{after}", at(resolved), r.id),
                         ));
+                        if let Some(draft) = self
+                            .drafter
+                            .as_ref()
+                            .and_then(|d| d.lines(r, Stage::Resolved, resolved))
+                        {
+                            lines.push((resolved, draft));
+                        }
                     }
                     None => lines.push((
                         r.updated_ms,
@@ -304,6 +402,57 @@ mod tests {
             feed.first_explanation(1),
             Some("5 of 5 probes in me-south: connect +180 ms")
         );
+    }
+
+    #[test]
+    fn a_site_incident_comes_with_its_member_draft_and_a_probe_fault_without() {
+        let script = Script {
+            zero_ms: 0,
+            cut_ms: 120_000,
+            heal_ms: 240_000,
+        };
+        let text = crate::demo::world::config_text(
+            std::path::Path::new("/tmp/d"),
+            std::time::Duration::from_secs(2),
+        )
+        .expect("utf-8 path");
+        let src = meridian_shared::config::SourceFile::new("demo.toml", text);
+        let config = CoordinatorConfig::from_source(&src, std::path::Path::new("/tmp"))
+            .expect("the demo's config is valid");
+        let mut feed = IncidentFeed::with_drafts(Drafter::new(&config).expect("built-in wording"));
+        let mut cut = record(StoredState::Paged, Some(130_000), None);
+        cut.targets = vec!["www".into()];
+        let lines = feed.update(&[cut.clone()], &script);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[1].starts_with(
+                "           member draft (identified), for a community manager to approve:"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].contains("| Slow pages for members in the Middle East"),
+            "{lines:#?}"
+        );
+        assert!(lines[1].contains("Example site"), "{lines:#?}");
+        assert!(
+            lines[1].lines().all(|l| l.chars().count() <= DRAFT_WIDTH),
+            "{lines:#?}"
+        );
+        cut.state = StoredState::Resolved;
+        cut.resolved_ms = Some(244_500);
+        let done = feed.update(&[cut], &script);
+        assert_eq!(done.len(), 2, "{done:#?}");
+        assert!(
+            done[1].starts_with("           member draft (resolved)"),
+            "{done:#?}"
+        );
+
+        let mut fault = record(StoredState::Confirmed, None, None);
+        fault.id = 2;
+        fault.class = "probe-fault".into();
+        let lines = feed.update(&[fault], &script);
+        assert_eq!(lines.len(), 1, "no draft for a probe fault: {lines:#?}");
     }
 
     #[test]

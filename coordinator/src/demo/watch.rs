@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::screen::{self, IncidentFeed, Script};
+use super::screen::{self, Drafter, IncidentFeed, Script};
 use super::verdict::Verdict;
 use super::world::{self, CUT_REGION, CUT_RTT_MS, REGIONS, TARGETS};
 use super::{DemoError, ms, now_ms, say};
@@ -26,11 +26,13 @@ pub const POLL: Duration = Duration::from_millis(500);
 
 /// The live phase: the script, status lines and incident transitions, until the cut's
 /// incident resolved after the repair (and a few intervals more) or `tail` after the repair.
+/// Site incidents come with the member draft `drafter` writes.
 pub async fn watch(
     data_dir: &Path,
     script: &Script,
     interval_ms: i64,
     tail_ms: i64,
+    drafter: Drafter,
     out: &mut dyn Write,
 ) -> Result<Verdict, DemoError> {
     let reader = Arc::new(Mutex::new(Store::open_reader(data_dir)?));
@@ -39,7 +41,7 @@ pub async fn watch(
         out,
         screen::status_heading(STATUS_EVERY.as_secs(), &REGIONS, &targets),
     );
-    let mut feed = IncidentFeed::default();
+    let mut feed = IncidentFeed::with_drafts(drafter);
     let (mut cut, mut healed) = (false, false);
     let mut next_status = script.zero_ms + ms(STATUS_EVERY);
     let deadline = script.heal_ms + tail_ms;
