@@ -134,7 +134,13 @@ fn every_invalid_file_produces_exactly_its_expected_message() {
             format!("testdata/{name}"),
             std::fs::read_to_string(&path).unwrap(),
         );
-        let err = CoordinatorConfig::from_source(&src, manifest_dir()).expect_err(&name);
+        let err = match CoordinatorConfig::from_source(&src, manifest_dir()) {
+            Err(e) => e,
+            // A valid file naming a bad templates file: `coordinator validate` reports the
+            // wording, with the templates file's own path (tests/cli.rs checks that message).
+            Ok(c) if c.drafts.templates.is_some() => continue,
+            Ok(_) => panic!("{name} is valid"),
+        };
         let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
         assert_eq!(err.to_string(), expected.trim_end(), "{name}");
         seen += 1;

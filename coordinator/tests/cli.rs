@@ -570,3 +570,123 @@ fn draft_writes_the_member_message_of_a_stored_incident() {
         assert!(text(&out.stderr).contains(says), "{args:?}: {}", show(&out));
     }
 }
+
+#[test]
+fn a_draft_is_published_only_after_approval_and_then_never_changes() {
+    use meridian_coordinator::drafts::{Draft, Stage};
+    use meridian_coordinator::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    store_with_incidents(dir.path());
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // The coordinator offers a draft for incident 1, as the live service does.
+    let offered = Draft {
+        incident: 1,
+        class: "regional-network".into(),
+        stage: Stage::Identified,
+        title: "Slow pages for members in the Middle East".into(),
+        body: "Members in the Middle East may find The shop slow to load.".into(),
+    };
+    let onset = 1_795_788_120_000_i64;
+    let (id, _) = Store::open(Path::new(data))
+        .unwrap()
+        .offer_draft(&offered, &["me-south".into()], onset + 30_000)
+        .unwrap();
+    let id = id.to_string();
+    let message = |args: &[&str]| {
+        coordinator()
+            .arg("message")
+            .args(args)
+            .args(["--data-dir", data])
+            .output()
+            .unwrap()
+    };
+
+    let list = message(&["list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", show(&list));
+    let listed = text(&list.stdout);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().take(4).eq([
+                id.as_str(),
+                "1",
+                "identified",
+                "draft"
+            ])),
+        "{listed}"
+    );
+
+    // Not approved: not published.
+    let early = message(&["publish", &id, "--by", "dana"]);
+    assert_eq!(early.status.code(), Some(1), "{}", show(&early));
+    assert!(
+        text(&early.stderr).contains("only an approved message is published"),
+        "{}",
+        show(&early)
+    );
+
+    // Reworded from a file, approved, published.
+    let words = dir.path().join("words.txt");
+    std::fs::write(&words, "Members in the Gulf may see slow pages.\n").unwrap();
+    let edit = message(&[
+        "edit",
+        &id,
+        "--by",
+        "lee",
+        "--body-file",
+        words.to_str().unwrap(),
+    ]);
+    assert_eq!(edit.status.code(), Some(0), "{}", show(&edit));
+    let approve = message(&["approve", &id, "--by", "dana"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", show(&approve));
+    let publish = message(&["publish", &id, "--by", "dana"]);
+    assert_eq!(publish.status.code(), Some(0), "{}", show(&publish));
+    let shown = text(&publish.stdout);
+    assert!(
+        shown.contains("Members in the Gulf may see slow pages."),
+        "{shown}"
+    );
+    for who in ["edited", "approved", "published"] {
+        assert!(
+            shown.lines().any(|l| l.starts_with(who)
+                && l.ends_with(if who == "edited" { "by lee" } else { "by dana" })),
+            "{who}: {shown}"
+        );
+    }
+
+    // Published words never change; nameless or empty steps are usage errors.
+    let again = message(&["edit", &id, "--by", "lee", "--title", "New"]);
+    assert_eq!(again.status.code(), Some(1), "{}", show(&again));
+    assert!(
+        text(&again.stderr).contains("never changed"),
+        "{}",
+        show(&again)
+    );
+    assert_eq!(
+        message(&["approve", &id, "--by", " "]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        message(&["edit", &id, "--by", "lee"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(message(&["show", "999"]).status.code(), Some(1));
+
+    // The incident's time to communicate is now known.
+    let incidents = coordinator()
+        .args(["incidents", "--data-dir", data])
+        .output()
+        .unwrap();
+    let table = text(&incidents.stdout);
+    let first: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(first.first(), Some(&"1"), "{table}");
+    let ttc: f64 = first[8].trim_end_matches('s').parse().unwrap();
+    assert!(ttc > 0.0, "onset to publication: {table}");
+}

@@ -36,6 +36,13 @@
 //! - **Incidents**: every transition is logged at INFO (id, class, regions, targets,
 //!   explanation) and the incident upserted through the store thread without waiting; its
 //!   stored id is the engine's plus the run's base (see `store::incidents`), known at once.
+//! - **Member drafts**: with each transition of a site incident the coordinator offers its
+//!   member messages ([`crate::drafts`], wording from the configuration in force):
+//!   investigating and identified while it is open, monitoring and resolved once it resolved.
+//!   The store rewrites an offered draft while nobody has touched it (`store::messages`), so
+//!   a growing scope reaches the draft; a person's words are never overwritten. Templates that
+//!   fail to load (a file edited into a bad state since start) are logged once per
+//!   configuration and nothing is drafted until a reload fixes them.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -49,6 +56,7 @@ use meridian_shared::wire::{BurstTag, CommandKind, SequencedResult};
 use super::{Counters, Shared, now_ms};
 use crate::config::CoordinatorConfig;
 use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
+use crate::drafts::{Draft, Names, Stage, Templates};
 use crate::geoip::Network;
 use crate::sim::run::Detector;
 use crate::store::incidents::IncidentRecord;
@@ -250,6 +258,7 @@ pub(super) fn spawn(
         shared,
         id_base,
         last_burst_id: 0,
+        drafting: None,
         #[cfg(test)]
         installed,
     };
@@ -281,6 +290,9 @@ struct Worker {
     id_base: u64,
     /// The last burst id handed out.
     last_burst_id: u64,
+    /// The configuration the member-draft templates were loaded for, and them (`None` when
+    /// they failed to load).
+    drafting: Option<(std::sync::Arc<CoordinatorConfig>, Option<Templates>)>,
     /// Tests: the probes of the topology last installed.
     #[cfg(test)]
     installed: Vec<ProbeInfo>,
@@ -369,6 +381,52 @@ impl Worker {
         }
     }
 
+    /// The member drafts to offer for `record`'s transition (none for monitoring-network
+    /// states, or without templates).
+    fn drafts(&mut self, shared: &Shared, record: &IncidentRecord, now: i64) -> Vec<Draft> {
+        let Some(config) = shared.targets() else {
+            return Vec::new();
+        };
+        let fresh = !matches!(&self.drafting, Some((c, _)) if std::sync::Arc::ptr_eq(c, &config));
+        if fresh {
+            let templates = match Templates::load(config.drafts.templates.as_deref()) {
+                Ok(t) => Some(t),
+                Err(error) => {
+                    tracing::error!(%error, "member-draft templates failed to load: no drafts until a reload fixes them");
+                    None
+                }
+            };
+            self.drafting = Some((config.clone(), templates));
+        }
+        let Some((_, Some(templates))) = &self.drafting else {
+            return Vec::new();
+        };
+        let networks: Vec<(u32, String)> = shared
+            .state()
+            .networks
+            .values()
+            .filter_map(|n| Some((n.asn?, n.as_org.clone()?)))
+            .collect();
+        let names = Names::new(&config.catalog, &config.targets).with_networks(networks);
+        let stages: &[Stage] = if record.resolved_ms.is_some() {
+            &[Stage::Monitoring, Stage::Resolved]
+        } else {
+            &[Stage::Investigating, Stage::Identified]
+        };
+        stages
+            .iter()
+            .filter_map(|stage| {
+                match templates.draft(record, &names, *stage, now, config.drafts.cadence) {
+                    Ok(draft) => draft,
+                    Err(error) => {
+                        tracing::warn!(id = record.id, %stage, %error, "no member draft");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// A fresh burst id: the wall clock in ms times 2^16, or one more than the last if that is
     /// not larger, so ids rise within a run and a restarted coordinator does not hand out an
     /// id of its previous run (unless its clock went back), while one ms fits 65,536 bursts.
@@ -432,9 +490,23 @@ impl Worker {
             "incident {what}"
         );
         let id = record.id;
+        let drafts = self.drafts(shared, &record, now);
         let stored = shared.store.send(move |s| {
             if let Err(error) = s.upsert_incident(&record) {
                 tracing::error!(id, %error, "storing an incident failed");
+                return;
+            }
+            for draft in drafts {
+                match s.offer_draft(&draft, &record.regions, now) {
+                    Ok((message, true)) => tracing::info!(
+                        id, message, stage = %draft.stage, title = %draft.title,
+                        "member draft offered for approval"
+                    ),
+                    Ok((_, false)) => {}
+                    Err(error) => {
+                        tracing::error!(id, stage = %draft.stage, %error, "storing a member draft failed");
+                    }
+                }
             }
         });
         if stored.is_err() {

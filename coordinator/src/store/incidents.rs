@@ -303,6 +303,15 @@ impl Store {
                    AND id < (SELECT max(id) FROM incidents)",
                 [cutoff],
             )
+            .and_then(|pruned| {
+                // Their member messages go with them.
+                self.conn
+                    .execute(
+                        "DELETE FROM messages WHERE incident_id NOT IN (SELECT id FROM incidents)",
+                        [],
+                    )
+                    .map(|_| pruned)
+            })
             .map_err(|e| self.sqlite(e))
     }
 

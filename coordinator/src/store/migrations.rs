@@ -130,6 +130,29 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE probes ADD COLUMN far_km REAL;
     ALTER TABLE probes ADD COLUMN network_ms INTEGER;
     "#,
+    // v8: member messages (`store::messages`): the coordinator's drafts per incident and stage
+    // (`auto` = 1, at most one per pair), people's edits, approvals and publications.
+    r#"
+    CREATE TABLE messages (
+        id           INTEGER PRIMARY KEY,
+        incident_id  INTEGER NOT NULL,
+        stage        TEXT    NOT NULL,
+        auto         INTEGER NOT NULL,
+        title        TEXT    NOT NULL,
+        body         TEXT    NOT NULL,
+        regions      TEXT    NOT NULL,
+        state        TEXT    NOT NULL,
+        drafted_ms   INTEGER NOT NULL,
+        edited_ms    INTEGER,
+        edited_by    TEXT,
+        approved_ms  INTEGER,
+        approved_by  TEXT,
+        published_ms INTEGER,
+        published_by TEXT
+    ) STRICT;
+    CREATE UNIQUE INDEX messages_offered ON messages (incident_id, stage) WHERE auto = 1;
+    CREATE INDEX messages_published ON messages (published_ms) WHERE state = 'published';
+    "#,
 ];
 
 /// The schema version this build writes.

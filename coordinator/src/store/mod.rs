@@ -32,6 +32,7 @@
 
 pub mod history;
 pub mod incidents;
+pub mod messages;
 mod migrations;
 pub mod probes;
 pub mod rollup;

@@ -9,8 +9,10 @@ use meridian_shared::wire::{BurstTag, CommandKind};
 use super::super::detection::{self, Observation};
 use super::*;
 use crate::detect::{Action, Engine, Params, ProbeInfo, RegionInfo, Topology};
+use crate::drafts::Stage;
 use crate::sim::run::Detector;
 use crate::store::incidents::{IncidentRecord, StoredState};
+use crate::store::messages::MessageState;
 
 /// What a detector was handed, in order.
 #[derive(Debug, Default)]
@@ -283,6 +285,29 @@ async fn failing_results_order_a_burst_from_live_probes_and_the_incident_is_stor
     assert_eq!(incident.state, StoredState::Paged, "{incident:?}");
     assert!(!incident.explanation.is_empty());
     assert!(c.incident_transitions.load(Ordering::Relaxed) >= 1);
+    // A site incident comes with its member drafts, waiting for a person: investigating and
+    // identified while it is open, scoped with the region's member-facing name.
+    let id = incident.id;
+    let messages = h
+        .with_store(move |s| s.messages(Some(id)))
+        .await
+        .unwrap()
+        .unwrap();
+    let stages: Vec<(Stage, MessageState)> = messages.iter().map(|m| (m.stage, m.state)).collect();
+    assert_eq!(
+        stages,
+        [
+            (Stage::Investigating, MessageState::Draft),
+            (Stage::Identified, MessageState::Draft)
+        ],
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.regions == ["eu-west"] && m.body.contains("Ireland")),
+        "{messages:#?}"
+    );
     // The burst runs are stored with their tag.
     let tags: Vec<Option<u64>> = Store::open(data.path())
         .unwrap()
