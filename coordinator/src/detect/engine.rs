@@ -143,6 +143,10 @@ struct Suspicion {
 #[derive(Debug, Default)]
 struct Meta {
     last_confirmed_ms: i64,
+    /// Onset of the current episode: the incident's own onset, or, once it re-opened, the
+    /// re-opening finding's. Grouping by onset (corridors, silences, zones) compares with this:
+    /// a fault that continues an incident is as recent as its re-opening, not its first onset.
+    episode_onset_ms: i64,
     page_due_ms: Option<i64>,
     persistence_burst: bool,
     late_checks: u64,

@@ -405,6 +405,35 @@ fn corridor_regions_five_minutes_apart_are_one_incident() {
 }
 
 #[test]
+fn a_reopened_incident_groups_its_corridor_partner() {
+    // me-south degrades, recovers (its incident resolves), then degrades again within the
+    // re-open window, continuing that incident; ap-south, on the same corridor, follows five
+    // minutes later. The grouping window counts from the re-opened episode, not from the
+    // first onset (over ten minutes before ap-south's): one incident, both regions.
+    let mut w = World::new();
+    w.warm_up(25);
+    let first = w.now + 10_000;
+    let again = first + 6 * MIN;
+    let b = again + 5 * MIN;
+    w.fault = Box::new(move |r, _, t| Effect {
+        rtt: match r {
+            "me-south" if (first..first + 2 * MIN).contains(&t) || t >= again => 150.0,
+            "ap-south" if t >= b => 120.0,
+            _ => 0.0,
+        },
+        ..Effect::default()
+    });
+    w.run_until(again - 10_000);
+    let site = site_incidents(&w.engine);
+    assert_eq!(site.len(), 1, "{site:#?}");
+    assert_eq!(site[0].state, IncidentState::Resolved, "{site:#?}");
+    w.run_until(b + 5 * MIN);
+    let site = site_incidents(&w.engine);
+    assert_eq!(site.len(), 1, "{site:#?}");
+    assert_eq!(site[0].regions.len(), 2, "{site:#?}");
+}
+
+#[test]
 fn one_broken_probe_is_quarantined_and_never_pages() {
     let mut w = World::new();
     w.warm_up(25);

@@ -52,7 +52,7 @@ impl Engine {
         });
         let mut best: Option<usize> = None;
         for (i, inc) in candidates {
-            if self.same_scope(inc, f) {
+            if self.same_scope(inc, self.meta[i].episode_onset_ms, f) {
                 if inc.is_open() {
                     return Some(i);
                 }
@@ -62,7 +62,8 @@ impl Engine {
         best
     }
 
-    fn same_scope(&self, inc: &Incident, f: &Finding) -> bool {
+    /// Whether finding `f` belongs to `inc`, whose current episode began at `episode_onset`.
+    fn same_scope(&self, inc: &Incident, episode_onset: i64, f: &Finding) -> bool {
         let regions_meet = !inc.regions.is_disjoint(&f.regions);
         if inc.class != f.class {
             // A wider incident takes in the narrow findings of its own target (a partial
@@ -74,7 +75,7 @@ impl Engine {
             Class::RegionalNetwork => {
                 regions_meet
                     || (inc.is_open()
-                        && (f.onset_ms - inc.onset_ms).abs() <= self.params.group_window_ms
+                        && (f.onset_ms - episode_onset).abs() <= self.params.group_window_ms
                         && self.share_corridor(&inc.regions, &f.regions))
             }
             Class::DnsResolver => regions_meet,
@@ -83,7 +84,7 @@ impl Engine {
             Class::RegionSilent => {
                 regions_meet
                     || (inc.is_open()
-                        && (f.onset_ms - inc.onset_ms).abs() <= 4 * self.params.heartbeat_ms)
+                        && (f.onset_ms - episode_onset).abs() <= 4 * self.params.heartbeat_ms)
             }
             // One target's server treating several regions differently at once is one fault.
             Class::RegionalServer => inc.targets.contains(&f.target),
@@ -93,7 +94,7 @@ impl Engine {
             Class::DnsAuthoritative => {
                 inc.targets.contains(&f.target)
                     || (inc.is_open()
-                        && (f.onset_ms - inc.onset_ms).abs() <= self.params.group_window_ms)
+                        && (f.onset_ms - episode_onset).abs() <= self.params.group_window_ms)
             }
             Class::CdnEdge => inc.edge == f.edge,
             Class::Isp => !inc.asns.is_disjoint(&f.asns),
@@ -151,6 +152,7 @@ impl Engine {
         }
         let mut meta = Meta {
             last_confirmed_ms: now,
+            episode_onset_ms: onset,
             note: f.note.clone(),
             ..Meta::default()
         };
@@ -236,6 +238,7 @@ impl Engine {
                 IncidentState::Confirmed
             };
             inc.resolved_ms = None;
+            self.meta[i].episode_onset_ms = f.onset_ms.min(now);
             inc.timeline.push(TimelineEntry {
                 at_ms: now,
                 what: "confirmed again within the re-open window: same incident, no new page"
