@@ -42,6 +42,31 @@ fn newest_under(dir: &Path, newest: &mut SystemTime) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The files cargo's dep-info (`BIN.d`, beside the binary) says `bin` was built from: the
+/// first rule's prerequisites, separated by spaces (a space inside a path is escaped).
+fn dep_info(bin: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(bin.with_extension("d")).ok()?;
+    let (_, prerequisites) = text.lines().next()?.split_once(": ")?;
+    let mut files = Vec::new();
+    let mut current = String::new();
+    let mut chars = prerequisites.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => {
+                if !current.is_empty() {
+                    files.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        files.push(PathBuf::from(current));
+    }
+    (!files.is_empty()).then_some(files)
+}
+
 /// Path of the `probe` binary of this build, checked to exist and to be newer than the
 /// sources it is built from (`probe/src`, `shared/src`).
 pub fn probe_bin() -> anyhow::Result<PathBuf> {
@@ -49,14 +74,21 @@ pub fn probe_bin() -> anyhow::Result<PathBuf> {
 }
 
 /// Path of the workspace binary `name` (of package `package`) of this build, next to the test
-/// executable, checked to exist and to be newer than every file under `sources` (relative to
+/// executable (or the benchmark binary), checked to exist and to be newer than the workspace
+/// files it was built from (its dep-info; without one, every file under `sources`, relative to
 /// the workspace root), so that tests never run stale code.
 pub fn workspace_bin(name: &str, package: &str, sources: &[&str]) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
+    // A test executable sits in target/<profile>/deps, a benchmark binary in target/<profile>.
+    let dir = exe
         .parent()
-        .and_then(Path::parent)
-        .context("the test executable is not in target/<profile>/deps")?;
+        .context("the executable is not in target/<profile>")?;
+    let profile_dir = if dir.file_name() == Some("deps".as_ref()) {
+        dir.parent()
+            .context("the test executable is not in target/<profile>/deps")?
+    } else {
+        dir
+    };
     let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
@@ -69,9 +101,22 @@ pub fn workspace_bin(name: &str, package: &str, sources: &[&str]) -> anyhow::Res
         })?;
     let root = workspace_root();
     let mut newest = SystemTime::UNIX_EPOCH;
-    for dir in sources {
-        newest_under(&root.join(dir), &mut newest)
-            .with_context(|| format!("reading {dir} for the staleness check"))?;
+    match dep_info(&bin) {
+        // Exactly the workspace files cargo built it from: a test-only file changed since is
+        // no reason to call it stale (cargo would not relink it for that).
+        Some(files) => {
+            for file in files.iter().filter(|f| f.starts_with(&root)) {
+                if let Ok(modified) = std::fs::metadata(file).and_then(|m| m.modified()) {
+                    newest = newest.max(modified);
+                }
+            }
+        }
+        None => {
+            for dir in sources {
+                newest_under(&root.join(dir), &mut newest)
+                    .with_context(|| format!("reading {dir} for the staleness check"))?;
+            }
+        }
     }
     anyhow::ensure!(
         built >= newest,
@@ -181,5 +226,26 @@ impl Agent {
                 anyhow::bail!("the agent did not stop within {budget:?} of SIGTERM")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_info_lists_the_first_rules_files_with_escaped_spaces() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("coordinator");
+        std::fs::write(
+            bin.with_extension("d"),
+            "/t/coordinator: /w/a\\ b.rs /w/c.rs\n\n/w/a\\ b.rs:\n",
+        )
+        .expect("write");
+        assert_eq!(
+            dep_info(&bin),
+            Some(vec![PathBuf::from("/w/a b.rs"), PathBuf::from("/w/c.rs")])
+        );
+        assert_eq!(dep_info(&dir.path().join("missing")), None);
     }
 }

@@ -33,6 +33,11 @@
 //! - [`wan`]: the emulator thread and its handle, [`Wan`]: rules, counters, injection log.
 //! - `route`: the root namespace's blackhole route for the range, shared by concurrent runs.
 //! - `ns`: namespaces by name (`ip netns`), threads that enter them.
+//! - [`edge`]: CDN edge PoPs, TLS reverse proxies in front of an origin, reached by anycast,
+//!   each scriptable on its own.
+//! - [`dns`]: real DNS servers on the run's hosts: NSD authoritative for [`dns::ZONE`] on the
+//!   DNS host, an Unbound resolver per region on its resolver host, started and validated by
+//!   the harness, killed at teardown.
 //! - [`origin`]: the probe's scriptable HTTPS origin served inside a namespace, and
 //!   [`origin::ScriptedOrigin`], whose every answer the test scripts at run time.
 //! - [`geoip`]: City and ASN databases for the plan's blocks, for the coordinator.
@@ -40,6 +45,8 @@
 //!   each in its namespace, enrolled through the real flow, with incidents read back.
 //! - [`history`]: the clean history its seasonal baselines start from, made of real runs.
 //! - [`audit`]: every result a probe spooled stored by the coordinator exactly once.
+//! - [`scenarios`]: the fault scenarios over a running system, each asserting its incident and
+//!   returning its figures; run by the `realnet` test and by `bench-realnet`.
 //! - [`incidents`]: stored incidents in a few lines each, for logs and failure messages.
 //!
 //! How a run is built ([`RealNetBuilder::build`]): the blackhole route for the whole range in
@@ -68,12 +75,15 @@
 //!   why, once per test process. Any other failure fails the test.
 
 pub mod audit;
+pub mod dns;
+pub mod edge;
 pub mod geoip;
 pub mod history;
 pub mod incidents;
 pub mod origin;
 pub mod plan;
 pub mod rules;
+pub mod scenarios;
 pub mod system;
 pub mod wan;
 
@@ -91,7 +101,7 @@ use anyhow::Context as _;
 use tokio::process::Command;
 
 use crate::cli::{CHILD_BUDGET, Output};
-pub use plan::{ASN_A, ASN_B, Block, COORDINATOR, DNS, ORIGIN, Plan, TEST_RANGE};
+pub use plan::{ASN_A, ASN_B, Block, COORDINATOR, DNS, EDGE_ANYCAST, ORIGIN, Plan, TEST_RANGE};
 pub use route::{RouteStatus, status as route_status};
 pub use rules::Rule;
 pub use wan::{Counts, Injection, Wan, WanStats};
@@ -123,6 +133,8 @@ pub struct RealNetBuilder {
     regions: Vec<String>,
     probes_per_region: usize,
     origins: usize,
+    edges: Vec<plan::EdgeSpec>,
+    resolvers: bool,
     seed: u64,
 }
 
@@ -157,6 +169,23 @@ impl RealNetBuilder {
         self
     }
 
+    /// Adds a CDN edge PoP `name` (a host and a site of its own, see [`plan::Plan::with_edges`])
+    /// that receives the traffic of `serves` for the anycast address [`EDGE_ANYCAST`].
+    pub fn edge(mut self, name: &str, serves: &[&str]) -> RealNetBuilder {
+        self.edges.push(plan::EdgeSpec {
+            name: name.to_string(),
+            serves: serves.iter().map(|r| r.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Adds a recursive resolver's host to every region (`REGION-resolver`, see
+    /// [`Plan::with_resolvers`]); [`dns`] runs the servers on it.
+    pub fn resolvers(mut self) -> RealNetBuilder {
+        self.resolvers = true;
+        self
+    }
+
     /// The seed of the emulator's loss and jitter draws (default fixed).
     pub fn seed(mut self, seed: u64) -> RealNetBuilder {
         self.seed = seed;
@@ -168,7 +197,11 @@ impl RealNetBuilder {
         if let Some(reason) = unavailable() {
             return Err(Unavailable(reason).into());
         }
-        let plan = Plan::new(&self.regions, self.probes_per_region, self.origins)?;
+        let mut plan = Plan::new(&self.regions, self.probes_per_region, self.origins)?
+            .with_edges(&self.edges)?;
+        if self.resolvers {
+            plan = plan.with_resolvers();
+        }
         let run = RUNS.fetch_add(1, Ordering::SeqCst);
         ns::sweep_stale();
         let mut teardown = Teardown {
@@ -180,6 +213,7 @@ impl RealNetBuilder {
         let mut hosts = Vec::new();
         let mut ports = Vec::new();
         let mut routes = HashMap::new();
+        let mut anycast: wan::Anycast = HashMap::new();
         for spec in &plan.hosts {
             let name = format!("{}{}-{run}-{}", ns::PREFIX, std::process::id(), spec.name);
             match ns::add(&name) {
@@ -191,23 +225,38 @@ impl RealNetBuilder {
                 tun_rs::DeviceBuilder::new().name(DEVICE).build_sync()
             })?
             .with_context(|| format!("opening a TUN device in {name}"))?;
-            ns::ip_batch(
-                &name,
-                &[
-                    "link set lo up".to_string(),
-                    format!(
-                        "addr add {}/{} dev {DEVICE}",
-                        spec.addr,
-                        TEST_RANGE.prefix_len()
-                    ),
-                    format!("link set {DEVICE} up"),
-                ],
-            )?;
+            let mut commands = vec![
+                "link set lo up".to_string(),
+                format!(
+                    "addr add {}/{} dev {DEVICE}",
+                    spec.addr,
+                    TEST_RANGE.prefix_len()
+                ),
+            ];
+            let edge = plan.edges.iter().find(|e| e.name == spec.name);
+            if edge.is_some() {
+                // A /32 after the host's own /15: the PoP answers on the anycast address, and
+                // its own connections (to the origin) leave from its unicast one.
+                commands.push(format!("addr add {EDGE_ANYCAST}/32 dev {DEVICE}"));
+            }
+            commands.push(format!("link set {DEVICE} up"));
+            ns::ip_batch(&name, &commands)?;
             let site = plan
                 .sites
                 .iter()
                 .position(|s| *s == spec.site)
                 .context("a host's site is in the plan")?;
+            for region in edge.iter().flat_map(|e| &e.serves) {
+                let from = plan
+                    .sites
+                    .iter()
+                    .position(|s| s == region)
+                    .context("an edge's regions are in the plan")?;
+                anycast
+                    .entry(EDGE_ANYCAST)
+                    .or_default()
+                    .insert(from, ports.len());
+            }
             routes.insert(spec.addr, ports.len());
             ports.push(wan::Port { dev, site });
             hosts.push(Host {
@@ -218,7 +267,7 @@ impl RealNetBuilder {
                 asn: spec.asn,
             });
         }
-        let wan = Wan::start(ports, routes, plan.sites.clone(), self.seed)?;
+        let wan = Wan::start(ports, routes, anycast, plan.sites.clone(), self.seed)?;
         Ok(RealNet {
             hosts,
             plan,
@@ -338,6 +387,8 @@ impl RealNet {
             regions: Vec::new(),
             probes_per_region: 3,
             origins: 1,
+            edges: Vec::new(),
+            resolvers: false,
             seed: 0x6d65_7269_6469_616e,
         }
     }
@@ -375,9 +426,17 @@ impl RealNet {
         self.host(&format!("{region}-p{i}"))
     }
 
-    /// The probes of `region`, in index order.
+    /// The probes of `region`, in index order (its resolver, also in its site, is not one).
     pub fn probes(&self, region: &str) -> Vec<&Host> {
-        self.hosts.iter().filter(|h| h.site == region).collect()
+        self.hosts
+            .iter()
+            .filter(|h| h.site == region && h.asn.is_some())
+            .collect()
+    }
+
+    /// The recursive resolver of `region` (built with [`RealNetBuilder::resolvers`]).
+    pub fn resolver(&self, region: &str) -> anyhow::Result<&Host> {
+        self.host(&plan::resolver_name(region))
     }
 
     /// The first origin host.

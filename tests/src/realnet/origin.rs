@@ -123,12 +123,14 @@ pub struct ScriptedOrigin {
 
 impl ScriptedOrigin {
     /// Serves on `host`'s address and `port` (0: any), with a fresh CA whose certificate names
-    /// the address. Must be called inside a tokio runtime.
+    /// the address and [`super::dns::ORIGIN_NAME`] (checks reach it by either). Must be called
+    /// inside a tokio runtime.
     pub fn start(net: &RealNet, host: &Host, port: u16) -> anyhow::Result<ScriptedOrigin> {
         let listener = net.tcp_listener(host, port)?;
         let addr = listener.local_addr()?;
         let ip = host.addr.to_string();
-        let pki = TestPki::generate(&[ip.as_str()], 90).context("making the test CA")?;
+        let pki = TestPki::generate(&[ip.as_str(), super::dns::ORIGIN_NAME], 90)
+            .context("making the test CA")?;
         let mut ca = NamedTempFile::new().context("creating the CA file")?;
         ca.write_all(pki.ca_pem.as_bytes())?;
         let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config(TlsVersions::Both)?);

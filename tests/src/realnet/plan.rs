@@ -9,13 +9,16 @@
 //! | 198.18.1.0/24 | the origin site: host `k` at .10+k (`origin`, `origin-1`, …) |
 //! | 198.18.2.0/24 | the DNS site: `dns` at .10 |
 //! | 198.18.3.0/24 | the coordinator site: `coordinator` at .10 |
+//! | 198.18.4.0/24 | CDN edge PoPs ([`Plan::with_edges`]): PoP `k` at .10+k, each its own site |
+//! | 198.18.5.10/32 | the CDN's anycast address, held by every PoP ([`EDGE_ANYCAST`]) |
 //! | 198.19.0.0/17 | network A ([`ASN_A`]): region `r` (0-based, in builder order) owns 198.19.r.0/24 |
 //! | 198.19.128.0/17 | network B ([`ASN_B`]): region `r` owns 198.19.(128+r).0/24 |
 //!
 //! A region's probes alternate between its two blocks, A first: probe `i` is at .10+⌊i/2⌋ of
 //! block A when `i` is even, of block B when odd. Three probes per region are thus two
 //! independent networks (A, B, A), which is what detection counts. Region hosts other than
-//! probes (a per-region resolver, later) take .200+k of block A.
+//! probes take .200+k of block A: the region's recursive resolver, `REGION-resolver` at .200
+//! ([`Plan::with_resolvers`]), in the region's site (no AS: it is not a probe).
 //!
 //! # Decisions
 //! - Every site and every probe is its own host with its own network namespace, and a region is
@@ -49,6 +52,14 @@ pub const ORIGIN: &str = "origin";
 pub const DNS: &str = "dns";
 /// The site of the coordinator.
 pub const COORDINATOR: &str = "coordinator";
+
+/// The CDN's one service address: every edge PoP holds it, and the emulator delivers a packet
+/// for it to the PoP serving the sender's region (anycast, as a CDN announces one prefix from
+/// every PoP and BGP takes each client to the nearest).
+pub const EDGE_ANYCAST: Ipv4Addr = Ipv4Addr::new(198, 18, 5, 10);
+
+/// Most edge PoPs.
+pub const MAX_EDGES: usize = 190;
 
 /// Most regions a plan holds: one /24 per region in each /17.
 pub const MAX_REGIONS: usize = 128;
@@ -84,6 +95,15 @@ pub struct Block {
     pub asn_name: &'static str,
 }
 
+/// A CDN edge PoP of the plan: a host of its own (and a site of its own), serving some regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeSpec {
+    /// Its id, also its host's and its site's name (e.g. `edge-west`).
+    pub name: String,
+    /// The regions whose traffic for [`EDGE_ANYCAST`] it receives.
+    pub serves: Vec<String>,
+}
+
 /// The hosts and blocks of one run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -92,8 +112,10 @@ pub struct Plan {
     pub hosts: Vec<HostSpec>,
     /// Two blocks per region, A then B.
     pub blocks: Vec<Block>,
-    /// Site names in order: regions, then [`ORIGIN`], [`DNS`], [`COORDINATOR`].
+    /// Site names in order: regions, then [`ORIGIN`], [`DNS`], [`COORDINATOR`], then edge PoPs.
     pub sites: Vec<String>,
+    /// The CDN's edge PoPs ([`Plan::with_edges`]), in order.
+    pub edges: Vec<EdgeSpec>,
 }
 
 impl Plan {
@@ -192,8 +214,94 @@ impl Plan {
             hosts,
             blocks,
             sites,
+            edges: Vec::new(),
         })
     }
+
+    /// Adds CDN edge PoPs, each a host and a site of its own at the end of the plan. A PoP's id
+    /// follows the rules of region ids and names no other site; every region it serves is in
+    /// the plan, and no region is served by two PoPs.
+    pub fn with_edges(mut self, edges: &[EdgeSpec]) -> anyhow::Result<Plan> {
+        anyhow::ensure!(
+            edges.len() <= MAX_EDGES,
+            "at most {MAX_EDGES} edge PoPs, not {}",
+            edges.len()
+        );
+        let mut served = BTreeSet::new();
+        for (k, edge) in edges.iter().enumerate() {
+            let name = &edge.name;
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 32
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "edge id {name:?} must be 1 to 32 characters of a-z, 0-9 and -"
+            );
+            anyhow::ensure!(
+                !self.sites.contains(name),
+                "edge id {name:?} is already a site of the plan"
+            );
+            for region in &edge.serves {
+                anyhow::ensure!(
+                    self.blocks.iter().any(|b| &b.region == region),
+                    "edge {name:?} serves {region:?}, which is not a region of the plan"
+                );
+                anyhow::ensure!(
+                    served.insert(region.clone()),
+                    "region {region:?} is served by two edges"
+                );
+            }
+            self.hosts.push(HostSpec {
+                name: name.clone(),
+                site: name.clone(),
+                addr: nth(
+                    Ipv4Net::new_assert(Ipv4Addr::new(198, 18, 4, 0), 24),
+                    10 + k,
+                ),
+                asn: None,
+            });
+            self.sites.push(name.clone());
+            self.edges.push(edge.clone());
+        }
+        Ok(self)
+    }
+
+    /// Adds each region's recursive resolver: host `REGION-resolver` at .200 of the region's
+    /// block A, in the region's site (its probes reach it inside the site, see
+    /// [`super::rules`]), appended to the hosts.
+    pub fn with_resolvers(mut self) -> Plan {
+        let regions: Vec<(String, Ipv4Net)> = self
+            .blocks
+            .iter()
+            .filter(|b| b.asn == ASN_A)
+            .map(|b| (b.region.clone(), b.net))
+            .collect();
+        for (region, block) in regions {
+            self.hosts.push(HostSpec {
+                name: resolver_name(&region),
+                site: region,
+                addr: nth(block, RESOLVER_HOST),
+                asn: None,
+            });
+        }
+        self
+    }
+
+    /// The edge PoP serving `region`, if any.
+    pub fn edge_of(&self, region: &str) -> Option<&EdgeSpec> {
+        self.edges
+            .iter()
+            .find(|e| e.serves.iter().any(|r| r == region))
+    }
+}
+
+/// The host number of a region's resolver in its block A.
+const RESOLVER_HOST: usize = 200;
+
+/// The host name of `region`'s resolver ([`Plan::with_resolvers`]).
+pub fn resolver_name(region: &str) -> String {
+    format!("{region}-resolver")
 }
 
 /// The `k`-th address of `block` (`k` below 256, checked by the callers' limits).
@@ -256,6 +364,62 @@ mod tests {
                 (h.site.as_str(), h.asn)
             );
         }
+    }
+
+    #[test]
+    fn edges_are_sites_of_their_own_serving_distinct_regions() {
+        let edge = |name: &str, serves: &[&str]| EdgeSpec {
+            name: name.to_string(),
+            serves: regions(serves),
+        };
+        let plan = Plan::new(&regions(&["eu-central", "us-east", "me-south"]), 1, 1)
+            .unwrap()
+            .with_edges(&[
+                edge("edge-west", &["eu-central", "us-east"]),
+                edge("edge-east", &["me-south"]),
+            ])
+            .unwrap();
+        assert_eq!(&plan.sites[6..], ["edge-west", "edge-east"]);
+        let east = plan.hosts.iter().find(|h| h.name == "edge-east").unwrap();
+        assert_eq!(
+            (east.site.as_str(), east.addr),
+            ("edge-east", Ipv4Addr::new(198, 18, 4, 11))
+        );
+        assert_eq!(plan.edge_of("us-east").unwrap().name, "edge-west");
+        assert!(TEST_RANGE.contains(&EDGE_ANYCAST));
+        assert!(plan.hosts.iter().all(|h| h.addr != EDGE_ANYCAST));
+        let base = Plan::new(&regions(&["eu-central", "us-east"]), 1, 1).unwrap();
+        assert!(base.clone().with_edges(&[edge("origin", &[])]).is_err());
+        assert!(
+            base.clone()
+                .with_edges(&[edge("e1", &["eu-central"]), edge("e2", &["eu-central"])])
+                .is_err()
+        );
+        assert!(base.with_edges(&[edge("e1", &["ap-south"])]).is_err());
+    }
+
+    #[test]
+    fn resolvers_sit_at_200_of_block_a_in_their_region_without_an_as() {
+        let plan = Plan::new(&regions(&["eu-central", "us-east"]), 3, 1)
+            .unwrap()
+            .with_resolvers();
+        let us = plan
+            .hosts
+            .iter()
+            .find(|h| h.name == "us-east-resolver")
+            .unwrap();
+        assert_eq!(
+            (us.site.as_str(), us.addr, us.asn),
+            ("us-east", Ipv4Addr::new(198, 19, 1, 200), None)
+        );
+        assert_eq!(
+            plan.hosts.len(),
+            6 + 1 + 2 + 2,
+            "probes, origin, dns, coordinator, resolvers"
+        );
+        assert_eq!(plan.sites.len(), 5, "no new site");
+        let addrs: BTreeSet<_> = plan.hosts.iter().map(|h| h.addr).collect();
+        assert_eq!(addrs.len(), plan.hosts.len());
     }
 
     #[test]

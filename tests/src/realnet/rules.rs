@@ -7,6 +7,11 @@
 //! delays and jitters add up, losses combine as independent draws (`1 − Π(1 − pᵢ)`), and any
 //! blackhole drops it. So a region's +50 ms and one of its probes' +400 ms give that probe
 //! +450 ms, as two real faults on one path would.
+//!
+//! A link rule between a named site and `*` covers the site's traffic with every *other*
+//! site: packets inside one site (a region's probes and its resolver, one data centre's LAN)
+//! meet only rules naming that site on both sides, `(* → *)` and host rules. So a region's
+//! base delay to the world does not delay its probes' queries to their own resolver.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -134,8 +139,10 @@ impl Rules {
             (None, Some(to)),
             (None, None),
         ];
+        let within = from == to;
         let mut rule = links
             .iter()
+            .filter(|l| !(within && l.0.is_some() != l.1.is_some()))
             .filter_map(|l| self.links.get(l))
             .fold(Rule::default(), |acc, r| acc.stack(*r));
         for addr in [src, dst] {
@@ -179,6 +186,22 @@ mod tests {
         assert!(rules.effective(2, 3, O, O).is_noop(), "a no-op rule clears");
         rules.clear();
         assert!(rules.effective(0, 1, A, O).is_noop());
+    }
+
+    #[test]
+    fn a_sites_rules_to_everywhere_else_leave_its_own_traffic_alone() {
+        const R: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 200);
+        let mut rules = Rules::default();
+        rules.set_link((Some(0), None), Rule::delay(Duration::from_millis(50)));
+        rules.set_link((None, Some(0)), Rule::delay(Duration::from_millis(50)));
+        assert!(rules.effective(0, 0, A, R).is_noop(), "inside the site");
+        assert_eq!(rules.effective(0, 1, R, O).delay, Duration::from_millis(50));
+        rules.set_link((Some(0), Some(0)), Rule::loss(1.0));
+        rules.set_host(R, Rule::delay(Duration::from_millis(7)));
+        let r = rules.effective(0, 0, A, R);
+        assert_eq!((r.loss, r.delay), (1.0, Duration::from_millis(7)));
+        rules.set_link((None, None), Rule::blackhole());
+        assert!(rules.effective(0, 0, A, R).blackhole);
     }
 
     #[test]

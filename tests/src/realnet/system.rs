@@ -3,7 +3,8 @@
 //! token create`, then `probe enroll` over QUIC from inside the probe's namespace), checking a
 //! [`ScriptedOrigin`] in the origin's namespace every couple of seconds, across a WAN whose
 //! regions sit at different distances ([`SystemBuilder::region`]: a base one-way delay and
-//! jitter between the region and everything else).
+//! jitter between the region and everything else). With [`SystemBuilder::edge`], a CDN
+//! ([`super::edge`]) fronts a second origin on [`CDN_ORIGIN_PORT`], checked as [`CDN_CHECK`].
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -26,11 +27,13 @@
 //! ```
 //!
 //! How [`SystemBuilder::start`] brings it up:
-//! 1. the network ([`RealNet`]), the base delays, the origin, the GeoIP databases of the plan;
+//! 1. the network ([`RealNet`], with a resolver host per region), the base delays, the origin,
+//!    the GeoIP databases of the plan, the DNS servers ([`super::dns`]: NSD for the origin's
+//!    name, which the checks use, and an Unbound resolver per region);
 //! 2. `coordinator.toml` (the checks, every probe's region, `[geoip]`), `coordinator run` in
 //!    its namespace on [`COORDINATOR_PORT`];
-//! 3. every probe enrolled and started with a `probe.toml` naming the coordinator by address
-//!    and allowing exactly the test range;
+//! 3. every probe enrolled and started with a `probe.toml` naming the coordinator by address,
+//!    its region's resolver, and allowing exactly the test range;
 //! 4. **calibration**: every probe delivers a few real scheduled runs of every check, over the
 //!    emulated WAN;
 //! 5. **history** ([`history`](super::history)): probes and coordinator stopped, the
@@ -63,6 +66,8 @@ use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::time::Instant;
 
+use super::dns::{DnsServers, ORIGIN_NAME};
+use super::edge::Cdn;
 pub use super::incidents::{brief, briefs};
 use super::origin::ScriptedOrigin;
 use super::{Host, RealNet, Rule};
@@ -73,6 +78,11 @@ use crate::coordinator::{self as coord, coordinator_bin, listening_addr};
 pub const COORDINATOR_PORT: u16 = 7443;
 /// The origin's HTTPS port.
 pub const ORIGIN_PORT: u16 = 443;
+/// The port of the origin the CDN's edges forward to (on the origin host, scripted apart from
+/// the one the other checks reach directly).
+pub const CDN_ORIGIN_PORT: u16 = 8443;
+/// The check that goes through the CDN ([`SystemBuilder::edge`]).
+pub const CDN_CHECK: &str = "cdn";
 /// The name on the coordinator's certificate, which probes verify (never resolved).
 pub const COORDINATOR_NAME: &str = "coordinator.meridian.test";
 /// The probes' name for the coordinator in `probe.toml`, also their spool cursor's name.
@@ -92,11 +102,13 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(90);
 /// How often stores and incidents are polled.
 const POLL: Duration = Duration::from_millis(250);
 
-/// One check of the target: an id and the path it requests on the origin.
+/// One check of the target: an id and the path it requests on the origin, directly or
+/// through the CDN's anycast address.
 #[derive(Debug, Clone)]
 struct CheckSpec {
     id: String,
     path: String,
+    via_cdn: bool,
 }
 
 /// How to start a system; [`System::builder`].
@@ -109,6 +121,7 @@ pub struct SystemBuilder {
     timeout: Duration,
     calibration_runs: usize,
     history: Option<Duration>,
+    edges: Vec<(String, Vec<String>)>,
 }
 
 impl SystemBuilder {
@@ -130,7 +143,19 @@ impl SystemBuilder {
         self.checks.push(CheckSpec {
             id: id.to_string(),
             path: path.to_string(),
+            via_cdn: false,
         });
+        self
+    }
+
+    /// Adds a CDN edge PoP `name` serving `regions` ([`super::edge`]). With any, the system
+    /// runs a second origin on [`CDN_ORIGIN_PORT`] behind the PoPs and one more check,
+    /// [`CDN_CHECK`], of `/` on the CDN's anycast address: each probe reaches its region's PoP.
+    pub fn edge(mut self, name: &str, regions: &[&str]) -> SystemBuilder {
+        self.edges.push((
+            name.to_string(),
+            regions.iter().map(|r| r.to_string()).collect(),
+        ));
         self
     }
 
@@ -159,11 +184,15 @@ impl SystemBuilder {
     /// harness cannot run (see [`super::RealNetBuilder::build_or_skip`]).
     pub async fn start_or_skip(self) -> anyhow::Result<Option<System>> {
         let regions: Vec<&str> = self.regions.iter().map(|(r, _)| r.as_str()).collect();
-        let Some(net) = RealNet::builder()
+        let mut net = RealNet::builder()
             .regions(&regions)
             .probes_per_region(self.probes_per_region)
-            .build_or_skip()?
-        else {
+            .resolvers();
+        for (edge, serves) in &self.edges {
+            let serves: Vec<&str> = serves.iter().map(String::as_str).collect();
+            net = net.edge(edge, &serves);
+        }
+        let Some(net) = net.build_or_skip()? else {
             return Ok(None);
         };
         self.start(net).await.map(Some)
@@ -181,6 +210,18 @@ impl SystemBuilder {
             net.wan().set_link("*", region, base)?;
         }
         let origin = ScriptedOrigin::start(&net, net.origin(), ORIGIN_PORT)?;
+        let (cdn_origin, cdn) = if net.plan().edges.is_empty() {
+            (None, None)
+        } else {
+            let behind = ScriptedOrigin::start(&net, net.origin(), CDN_ORIGIN_PORT)?;
+            let cdn = Cdn::start(&net, ORIGIN_PORT, &behind)?;
+            self.checks.push(CheckSpec {
+                id: CDN_CHECK.to_string(),
+                path: "/".to_string(),
+                via_cdn: true,
+            });
+            (Some(behind), Some(cdn))
+        };
         let dir = tempfile::Builder::new()
             .prefix("meridian-realnet-")
             .tempdir()
@@ -195,16 +236,35 @@ impl SystemBuilder {
         }
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir)?;
+        let dns = DnsServers::start(&net, net.origin().addr, &dir.path().join("dns")).await?;
+        // What the probes trust: the origin's CA, and the CDN's.
+        let ca_bundle = dir.path().join("ca-bundle.pem");
+        let mut pem = std::fs::read_to_string(origin.ca_file())?;
+        if let Some(cdn) = &cdn {
+            pem.push_str(&std::fs::read_to_string(cdn.ca_file())?);
+        }
+        std::fs::write(&ca_bundle, pem)?;
         let countries: Vec<(&str, &str)> = Vec::new();
         let geoip = net.write_geoip(dir.path(), &countries)?;
         let coordinator_addr = SocketAddr::from((net.coordinator().addr, COORDINATOR_PORT));
         let config = dir.path().join("coordinator.toml");
         std::fs::write(
             &config,
-            coordinator_toml(&self, &data_dir, coordinator_addr, &origin, &geoip),
+            coordinator_toml(
+                &self,
+                &data_dir,
+                coordinator_addr,
+                &origin,
+                cdn.as_ref(),
+                &geoip,
+            ),
         )?;
         let mut sys = System {
             origin,
+            dns,
+            cdn_origin,
+            cdn,
+            ca_bundle,
             dir,
             data_dir,
             config,
@@ -259,6 +319,7 @@ fn coordinator_toml(
     data_dir: &Path,
     quic: SocketAddr,
     origin: &ScriptedOrigin,
+    cdn: Option<&Cdn>,
     geoip: &super::geoip::GeoIpFiles,
 ) -> String {
     let regions: Vec<String> = b.regions.iter().map(|(r, _)| format!("{r:?}")).collect();
@@ -284,6 +345,11 @@ regions = [{regions}]
         regions = regions.join(", "),
     );
     for c in &b.checks {
+        let url = match cdn {
+            Some(cdn) if c.via_cdn => cdn.url(&c.path),
+            // By name, resolved through each probe's regional resolver.
+            _ => format!("https://{ORIGIN_NAME}:{}{}", origin.addr().port(), c.path),
+        };
         text.push_str(&format!(
             r#"
 [[target.http]]
@@ -294,7 +360,7 @@ timeout = "{timeout}"
 expect_status = ["2xx"]
 "#,
             id = c.id,
-            url = origin.url(&c.path),
+            url = url,
             interval = toml_duration(b.interval),
             timeout = toml_duration(b.timeout),
         ));
@@ -324,6 +390,13 @@ impl SystemProbe {
 /// A running system; torn down (processes killed, namespaces deleted) when dropped.
 pub struct System {
     origin: ScriptedOrigin,
+    /// NSD for the origin's name, an Unbound resolver per region.
+    dns: DnsServers,
+    /// The origin behind the CDN, and the CDN (with edges only).
+    cdn_origin: Option<ScriptedOrigin>,
+    cdn: Option<Cdn>,
+    /// The CAs the probes trust (`ca_file`): the origin's and the CDN's.
+    ca_bundle: PathBuf,
     dir: tempfile::TempDir,
     data_dir: PathBuf,
     config: PathBuf,
@@ -349,6 +422,7 @@ impl System {
             timeout: Duration::from_millis(1_500),
             calibration_runs: 6,
             history: None,
+            edges: Vec::new(),
         }
     }
 
@@ -360,6 +434,21 @@ impl System {
     /// The origin every check requests.
     pub fn origin(&self) -> &ScriptedOrigin {
         &self.origin
+    }
+
+    /// The DNS servers: the authoritative for the origin's name, the regions' resolvers.
+    pub fn dns(&self) -> &DnsServers {
+        &self.dns
+    }
+
+    /// The CDN in front of the second origin (built with [`SystemBuilder::edge`]).
+    pub fn cdn(&self) -> Option<&Cdn> {
+        self.cdn.as_ref()
+    }
+
+    /// The origin behind the CDN (built with [`SystemBuilder::edge`]).
+    pub fn cdn_origin(&self) -> Option<&ScriptedOrigin> {
+        self.cdn_origin.as_ref()
     }
 
     /// The probes, in plan order.
@@ -455,6 +544,11 @@ impl System {
         Ok(())
     }
 
+    /// Whether `coordinator run` is running (started, not stopped or killed since).
+    pub fn coordinator_running(&self) -> bool {
+        self.coordinator.is_some()
+    }
+
     /// `kill -9` of the coordinator: no shutdown, no flush.
     pub async fn kill_coordinator(&mut self) -> anyhow::Result<()> {
         let child = self.coordinator.take().context("no coordinator running")?;
@@ -510,7 +604,12 @@ impl System {
                 .with_context(|| format!("no probe id in {out:?}"))?;
             std::fs::write(
                 home.join("probe.toml"),
-                probe_toml(&state, &self.net, self.coordinator_addr, &self.origin),
+                probe_toml(
+                    &state,
+                    self.dns.resolver(&host.site)?,
+                    self.coordinator_addr,
+                    &self.ca_bundle,
+                ),
             )?;
             self.probes.push(SystemProbe {
                 id,
@@ -692,7 +791,8 @@ impl System {
         std::fs::read_to_string(self.dir.path().join("coordinator.log")).unwrap_or_default()
     }
 
-    /// The tail of the coordinator's log and of every probe's, for failure messages.
+    /// The tail of the coordinator's log, of every probe's and of the DNS servers', for
+    /// failure messages.
     pub fn logs(&self) -> String {
         let stats = self.net.wan().stats();
         let mut out = format!(
@@ -712,6 +812,8 @@ impl System {
                 tail(&log, 8)
             ));
         }
+        out.push('\n');
+        out.push_str(&self.dns.logs());
         out
     }
 
@@ -722,7 +824,8 @@ impl System {
         if self.coordinator.is_some() {
             self.stop_coordinator().await?;
         }
-        let System { net, dir, .. } = self;
+        let System { net, dir, dns, .. } = self;
+        dns.stop().await?;
         net.teardown()?;
         dir.close().context("removing the system's directory")
     }
@@ -734,17 +837,12 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn probe_toml(
-    state: &Path,
-    net: &RealNet,
-    coordinator: SocketAddr,
-    origin: &ScriptedOrigin,
-) -> String {
+fn probe_toml(state: &Path, resolver: SocketAddr, coordinator: SocketAddr, ca: &Path) -> String {
     format!(
         r#"state_dir = "{state}"
-# Nothing is resolved (the URLs are IP literals); if anything were, it would go to the run's
-# DNS host, never to the system resolver.
-resolver = "udp://{dns}:53"
+# The region's own resolver (as a VM's resolv.conf would name the cloud region's), never the
+# machine's.
+resolver = "udp://{resolver}"
 allow_networks = ["{range}"]
 ca_file = "{ca}"
 
@@ -754,9 +852,8 @@ address = "{coordinator}"
 server_name = "{COORDINATOR_NAME}"
 "#,
         state = state.display(),
-        dns = net.dns().addr,
         range = super::TEST_RANGE,
-        ca = origin.ca_file().display(),
+        ca = ca.display(),
     )
 }
 

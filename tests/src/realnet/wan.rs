@@ -27,6 +27,10 @@
 //!   is measured from there.
 //! - Loss and jitter come from a PCG generator seeded by the builder (`RealNetBuilder::seed`):
 //!   the same seed gives the same draws for the same packet sequence.
+//! - Anycast: an address several namespaces hold (the CDN's, [`super::plan::EDGE_ANYCAST`]) is
+//!   delivered by the sender's site, to the holder chosen for that site, as BGP takes each
+//!   client of an anycast prefix to its nearest PoP. Replies come from the anycast address and
+//!   route back by their unicast destination.
 //! - Only IPv4 is routed; anything else a namespace emits (IPv6 router solicitations) is
 //!   counted as ignored. A destination no namespace holds is counted as unroutable and
 //!   dropped: the emulator never forwards anywhere but to the run's own devices.
@@ -57,6 +61,9 @@ const BATCH: usize = 64;
 const FLOWS: usize = 4096;
 /// Larger than any packet a TUN device without offloads delivers.
 const PACKET: usize = 65_536;
+
+/// Per anycast address, the port that receives packets for it from each sending site.
+pub type Anycast = HashMap<Ipv4Addr, HashMap<usize, usize>>;
 
 /// One namespace's TUN device, as the emulator holds it.
 pub struct Port {
@@ -141,11 +148,13 @@ pub struct Wan {
 }
 
 impl Wan {
-    /// Starts forwarding between `ports`; `routes` maps every address of the run to the index
-    /// of the port (namespace) holding it; `sites` names the ports' site indices.
+    /// Starts forwarding between `ports`; `routes` maps every unicast address of the run to
+    /// the index of the port (namespace) holding it, `anycast` the anycast addresses by the
+    /// sender's site; `sites` names the ports' site indices.
     pub fn start(
         ports: Vec<Port>,
         routes: HashMap<Ipv4Addr, usize>,
+        anycast: Anycast,
         sites: Vec<String>,
         seed: u64,
     ) -> anyhow::Result<Wan> {
@@ -160,6 +169,7 @@ impl Wan {
         let engine = Engine {
             ports,
             routes,
+            anycast,
             state: state.clone(),
             stop: stop.clone(),
             rng: Pcg64Mcg::seed_from_u64(seed),
@@ -205,8 +215,9 @@ impl Wan {
         injection
     }
 
-    /// Sets the rule for packets from site `from` to site `to` (either may be `"*"`, every
-    /// site); `Rule::default()` clears it. Takes effect for the next packet read.
+    /// Sets the rule for packets from site `from` to site `to` (either may be `"*"`: every
+    /// site, or with the other side named, every other site); `Rule::default()` clears it.
+    /// Takes effect for the next packet read.
     pub fn set_link(&self, from: &str, to: &str, rule: Rule) -> anyhow::Result<Injection> {
         rule.validate()?;
         let link: Link = (self.site(from)?, self.site(to)?);
@@ -328,6 +339,7 @@ impl Ord for Pending {
 struct Engine {
     ports: Vec<Port>,
     routes: HashMap<Ipv4Addr, usize>,
+    anycast: Anycast,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     rng: Pcg64Mcg,
@@ -440,11 +452,16 @@ impl Engine {
             lock(&self.state).ignored += 1;
             return;
         };
-        let Some(&out) = self.routes.get(&dst) else {
+        let from = self.ports.get(port_in).map_or(0, |p| p.site);
+        let out = self.routes.get(&dst).copied().or_else(|| {
+            self.anycast
+                .get(&dst)
+                .and_then(|by_site| by_site.get(&from).copied())
+        });
+        let Some(out) = out else {
             lock(&self.state).unroutable += 1;
             return;
         };
-        let from = self.ports.get(port_in).map_or(0, |p| p.site);
         let to = self.ports.get(out).map_or(0, |p| p.site);
         let rule = {
             let mut state = lock(&self.state);
