@@ -94,6 +94,10 @@ pub struct Script {
     /// Wait this much longer for requests whose source address is in a network listed here
     /// (the first match): one region's clients served slowly.
     pub delay_from: Vec<(Ipv4Net, Duration)>,
+    /// Wait this long after a connection is accepted before answering its TLS handshake (the
+    /// ClientHello waits in the socket): a slow handshake, with connect and server time as
+    /// they were.
+    pub tls_delay: Duration,
 }
 
 impl Script {
@@ -200,6 +204,13 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let (acceptor, script, requests) = (acceptor.clone(), script.clone(), requests.clone());
         conns.spawn(async move {
+            let tls_delay = script
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .tls_delay;
+            if !tls_delay.is_zero() {
+                sleep_precisely(tls_delay).await;
+            }
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
@@ -219,14 +230,18 @@ async fn serve(
     }
 }
 
+/// Sleeps `delay` on a blocking-pool thread: tokio's timer rounds up to the next millisecond.
+async fn sleep_precisely(delay: Duration) {
+    let slept = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+    if slept.is_err() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 async fn respond(script: Script, source: IpAddr) -> Result<Response<Full<Bytes>>, Infallible> {
     let delay = script.delay_for(source);
     if !delay.is_zero() {
-        // A blocking-pool thread's sleep: tokio's timer rounds up to the next millisecond.
-        let slept = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
-        if slept.is_err() {
-            tokio::time::sleep(delay).await;
-        }
+        sleep_precisely(delay).await;
     }
     let status = script
         .status
