@@ -342,6 +342,14 @@ fn listing(probes: &[ProbeListing], now_ms: i64) -> String {
     out
 }
 
+/// A Unix-ms time as RFC 3339 UTC to the second, `-` when absent.
+fn utc(ms: Option<i64>) -> String {
+    ms.and_then(|ms| u64::try_from(ms).ok())
+        .map_or("-".to_string(), |ms| {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        })
+}
+
 /// `coordinator incidents`: the stored incidents as a table (times in UTC, time to detect in
 /// seconds) or, with `json`, one `store::incidents::IncidentRecord` per line.
 fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> {
@@ -355,13 +363,7 @@ fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> 
         }
         return Ok(out);
     }
-    let at = |ms: Option<i64>| {
-        ms.and_then(|ms| u64::try_from(ms).ok())
-            .map_or("-".to_string(), |ms| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-                    .to_string()
-            })
-    };
+    let at = utc;
     let _ = writeln!(
         out,
         "{:<6} {:<18} {:<12} {:<24} {:<20} {:>7} {:<20} {:<20} {:>7} explanation",
@@ -445,13 +447,7 @@ fn draft(config: &Path, id: u64, stage: Option<Stage>, json: bool) -> anyhow::Re
 fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
     use meridian_coordinator::store::messages::{MessageError, MessageRecord};
     use std::fmt::Write as _;
-    let at = |ms: Option<i64>| {
-        ms.and_then(|ms| u64::try_from(ms).ok())
-            .map_or("-".to_string(), |ms| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-                    .to_string()
-            })
-    };
+    let at = utc;
     let whole = |m: &MessageRecord| {
         let mut out = format!(
             "message {} (incident {}, {}, {})\n{}\n\n{}\n\n",

@@ -210,23 +210,7 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<MessageRecord, MessageError> {
-        let by = who(by)?;
-        let m = self.message_or_not_found(id)?;
-        if m.state != MessageState::Draft {
-            return Err(MessageError::Refused {
-                id,
-                state: m.state.as_str(),
-                why: "only a draft is approved",
-            });
-        }
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'approved', approved_ms = ?2, approved_by = ?3
-                 WHERE id = ?1",
-                params![id_sql(id)?, now_ms, by],
-            )
-            .map_err(|e| self.sqlite(e))?;
-        self.message_or_not_found(id)
+        self.advance(id, Step::Approve, by, now_ms)
     }
 
     /// Publishes message `id`, which must be approved.
@@ -236,21 +220,42 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<MessageRecord, MessageError> {
+        self.advance(id, Step::Publish, by, now_ms)
+    }
+
+    /// Moves message `id` one step on, if it is in the state the step starts from.
+    fn advance(
+        &self,
+        id: u64,
+        step: Step,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<MessageRecord, MessageError> {
         let by = who(by)?;
         let m = self.message_or_not_found(id)?;
-        if m.state != MessageState::Approved {
+        let (from, why, sql) = match step {
+            Step::Approve => (
+                MessageState::Draft,
+                "only a draft is approved",
+                "UPDATE messages SET state = 'approved', approved_ms = ?2, approved_by = ?3
+                 WHERE id = ?1",
+            ),
+            Step::Publish => (
+                MessageState::Approved,
+                "only an approved message is published",
+                "UPDATE messages SET state = 'published', published_ms = ?2, published_by = ?3
+                 WHERE id = ?1",
+            ),
+        };
+        if m.state != from {
             return Err(MessageError::Refused {
                 id,
                 state: m.state.as_str(),
-                why: "only an approved message is published",
+                why,
             });
         }
         self.conn
-            .execute(
-                "UPDATE messages SET state = 'published', published_ms = ?2, published_by = ?3
-                 WHERE id = ?1",
-                params![id_sql(id)?, now_ms, by],
-            )
+            .execute(sql, params![id_sql(id)?, now_ms, by])
             .map_err(|e| self.sqlite(e))?;
         self.message_or_not_found(id)
     }
@@ -342,6 +347,13 @@ impl Store {
             published_by: r.published_by,
         })
     }
+}
+
+/// A person's step forward for a message.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Approve,
+    Publish,
 }
 
 fn id_sql(id: u64) -> Result<i64, StoreError> {
