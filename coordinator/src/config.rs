@@ -31,7 +31,7 @@ pub struct CoordinatorConfig {
     pub catalog: Catalog,
     /// QUIC address probes connect to.
     pub quic: SocketAddr,
-    /// HTTP address of the API and map (later issues).
+    /// HTTP address of the web UI, the API and the public status page.
     pub http: SocketAddr,
     /// Names the coordinator's TLS certificate is issued for (what probes dial).
     pub server_names: Vec<String>,
@@ -52,6 +52,34 @@ pub struct CoordinatorConfig {
     pub pinned_networks: BTreeMap<String, Network>,
     /// Member-message drafts: the operator's templates file and the update cadence.
     pub drafts: DraftSettings,
+    /// The web UI: sessions, tokens, the status page's title and public address.
+    pub web: WebSettings,
+}
+
+/// The `[web]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// How long a browser login lasts (default 12 h).
+    pub session_ttl: Duration,
+    /// Default lifetime of an API token (default 90 days).
+    pub api_token_ttl: Duration,
+    /// The address members reach the status page at (`https://status.example.com`), for the
+    /// feed's links and ids; without it they are made from the request's `Host`. Cookies are
+    /// marked `Secure` when it is `https`.
+    pub public_url: Option<String>,
+    /// The status page's title (default "Service status").
+    pub title: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            session_ttl: Duration::from_secs(12 * 3600),
+            api_token_ttl: Duration::from_secs(90 * 86_400),
+            public_url: None,
+            title: "Service status".to_string(),
+        }
+    }
 }
 
 /// The `[drafts]` table.
@@ -129,6 +157,21 @@ struct Raw {
     probes: BTreeMap<String, Spanned<RawProbeNetwork>>,
     #[serde(default)]
     drafts: RawDrafts,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(default)]
+    session_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    api_token_ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    title: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +381,44 @@ impl CoordinatorConfig {
             "drafts.update_every",
             &mut issues,
         );
+        let session_ttl = dur(
+            &raw.web.session_ttl,
+            12 * 3600,
+            Duration::from_secs(300),
+            "web.session_ttl",
+            &mut issues,
+        );
+        let api_token_ttl = dur(
+            &raw.web.api_token_ttl,
+            90 * DAY,
+            hour,
+            "web.api_token_ttl",
+            &mut issues,
+        );
+        let public_url = match &raw.web.public_url {
+            Some(u) => {
+                let text = u.get_ref().trim_end_matches('/');
+                let ok = (text.starts_with("https://") || text.starts_with("http://"))
+                    && url::Url::parse(text).is_ok_and(|p| p.host_str().is_some());
+                if !ok {
+                    issues.push(src.issue(
+                        u.span(),
+                        "web.public_url",
+                        "not an absolute http(s) URL such as \"https://status.example.com\"",
+                    ));
+                }
+                Some(text.to_string())
+            }
+            None => None,
+        };
+        let title = match &raw.web.title {
+            Some(t) if t.get_ref().trim().is_empty() => {
+                issues.push(src.issue(t.span(), "web.title", "an empty title"));
+                String::new()
+            }
+            Some(t) => t.get_ref().trim().to_string(),
+            None => WebSettings::default().title,
+        };
         let draft_templates = match &raw.drafts.templates {
             Some(p) if p.get_ref().trim().is_empty() => {
                 issues.push(src.issue(
@@ -460,6 +541,12 @@ impl CoordinatorConfig {
             drafts: DraftSettings {
                 templates: draft_templates,
                 cadence: crate::drafts::Cadence { update_every },
+            },
+            web: WebSettings {
+                session_ttl,
+                api_token_ttl,
+                public_url,
+                title,
             },
         })
     }

@@ -41,6 +41,24 @@ fn defaults_fill_what_is_left_out() {
     assert!(c.targets.is_empty());
     assert_eq!(c.geoip, None);
     assert!(c.pinned_networks.is_empty());
+    assert_eq!(c.web, crate::config::WebSettings::default());
+}
+
+#[test]
+fn the_web_table_is_read() {
+    let src = SourceFile::new(
+        "c.toml",
+        "data_dir = \"d\"\n[listen]\nquic = \"127.0.0.1:4433\"\n[web]\nsession_ttl = \"8h\"\n\
+         public_url = \"https://status.example.com/\"\ntitle = \"Example status\"\n",
+    );
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    assert_eq!(c.web.session_ttl, Duration::from_secs(8 * 3600));
+    assert_eq!(c.web.api_token_ttl, Duration::from_secs(90 * DAY));
+    assert_eq!(
+        c.web.public_url.as_deref(),
+        Some("https://status.example.com")
+    );
+    assert_eq!(c.web.title, "Example status");
 }
 
 #[test]

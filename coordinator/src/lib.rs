@@ -27,3 +27,4 @@ pub mod pki;
 pub mod service;
 pub mod sim;
 pub mod store;
+pub mod web;

@@ -6,6 +6,7 @@
 //! to do (or, for `simulate` and `demo`, an expectation not met), 2 invalid input.
 
 mod run;
+mod user_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,6 +99,13 @@ enum Command {
         /// Keep the temporary data directory.
         #[arg(long)]
         keep: bool,
+        /// Where to serve the map and the other pages (a free port when this one is taken).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+        /// Keep everything running this long after the verdict, to look around. Default:
+        /// until Ctrl-C when run from a terminal, not at all otherwise.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        linger: Option<Duration>,
     },
     /// Enrolment tokens.
     #[command(subcommand)]
@@ -105,6 +113,10 @@ enum Command {
     /// The probe registry.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Staff accounts of the web UI and API (viewer, community-manager, sre-admin) and their
+    /// API tokens.
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
     /// List the incidents detection stored, oldest first: a table, or one JSON object per line.
     #[command(
         after_help = "Examples:\n  coordinator incidents --data-dir /var/lib/meridian --open\n  coordinator incidents --data-dir /var/lib/meridian --json"
@@ -701,7 +713,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             data_dir,
             keep,
+            http,
+            linger,
         } => {
+            use std::io::IsTerminal as _;
+            let linger = match linger {
+                Some(d) => Some(d),
+                None if std::io::stdin().is_terminal() => None,
+                None => Some(Duration::ZERO),
+            };
             let options = meridian_coordinator::demo::Options {
                 interval,
                 cut_after,
@@ -709,6 +729,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 seed,
                 data_dir,
                 keep,
+                http,
+                linger,
             };
             return demo(&options);
         }
@@ -790,6 +812,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("(shown once; only its hash is stored)");
         }
         Command::Message(command) => return message(command),
+        Command::User(command) => return user_cmd::user(command, now_ms()),
         Command::Probe(ProbeCommand::List { data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             let probes = store.probe_listing()?;

@@ -5,7 +5,7 @@
 //! look-ups give probes their networks, binds the QUIC socket at
 //! `listen.quic` and logs "listening on ADDR" at INFO, then runs the [`Service`] with three
 //! companions: retention (raw results and rollups pruned by the configured retentions, closed
-//! incidents with the rollups, at
+//! incidents with the rollups, expired web sessions, at
 //! start and hourly), reload (SIGHUP, and a poll of the file's modification time: the new
 //! targets are put in force and pushed to probes; an invalid file is logged with every
 //! `file:line` problem and the old configuration kept), and the signals that stop it all
@@ -13,9 +13,11 @@
 //! thread, see `service::detection`): incidents are logged at INFO and stored for
 //! `coordinator incidents`.
 //!
-//! Deliberately absent: the HTTP API (`listen.http`, later issues). Settings other than the
-//! targets and retentions (addresses, data directory, enrolment) need a restart; a reload that
-//! changes them says so.
+//! The web side (`listen.http`, see `meridian_coordinator::web`) runs beside the service and
+//! logs "web UI on http://ADDR/" at INFO; it stops with it, requests in flight given 5 s.
+//!
+//! Settings other than the targets and retentions (addresses, data directory, enrolment, the
+//! `[web]` table) need a restart; a reload that changes them says so.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use meridian_coordinator::config::CoordinatorConfig;
 use meridian_coordinator::pki::Ca;
 use meridian_coordinator::service::{Service, ServiceConfig, ServiceHandle};
 use meridian_coordinator::store::Store;
+use meridian_coordinator::web::Web;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How often retention runs.
@@ -78,6 +81,15 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         targets = config.targets.len(), "coordinator started"
     );
 
+    let web = Web::bind(config.http, handle.clone(), &data_dir, config.web.clone()).await?;
+    tracing::info!(
+        "web UI on http://{}/ (map, incidents, member messages; public status page at /status)",
+        web.local_addr()?
+    );
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = tokio::spawn(web.run(async move {
+        let _ = web_stopped.await;
+    }));
     let (current, watched) = tokio::sync::watch::channel(config);
     let retention = tokio::spawn(retention(handle.clone(), watched));
     let reload = tokio::spawn(reload(handle.clone(), path.to_owned(), current, hangup));
@@ -92,6 +104,13 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         .await;
     retention.abort();
     reload.abort();
+    let _ = web_stop.send(());
+    if tokio::time::timeout(Duration::from_secs(5), web)
+        .await
+        .is_err()
+    {
+        tracing::warn!("web requests still running after 5 s; dropped");
+    }
     tracing::info!("coordinator stopped");
     Ok(())
 }
@@ -124,13 +143,14 @@ async fn retention(
                         s.prune_rollups(now, rollups)?,
                         // Kept as long as the rollups that show what happened.
                         s.prune_incidents(now, rollups)?,
+                        s.prune_sessions(now)?,
                     ))
                 },
             )
             .await;
         match pruned {
-            Ok(Ok((results, rollups, incidents))) => {
-                tracing::info!(results, rollups, incidents, "retention applied");
+            Ok(Ok((results, rollups, incidents, sessions))) => {
+                tracing::info!(results, rollups, incidents, sessions, "retention applied");
             }
             Ok(Err(error)) => tracing::error!(%error, "retention failed"),
             Err(error) => tracing::error!(%error, "retention failed"),
@@ -178,12 +198,14 @@ async fn reload(
         };
         let old = current.borrow().clone();
         if new.quic != old.quic
+            || new.http != old.http
             || new.data_dir != old.data_dir
             || new.server_names != old.server_names
+            || new.web != old.web
         {
             tracing::warn!(
                 why,
-                "listen addresses, server names and data_dir take effect at the next restart"
+                "listen addresses, server names, data_dir and [web] take effect at the next restart"
             );
         }
         let new = Arc::new(new);

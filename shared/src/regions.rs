@@ -294,6 +294,11 @@ impl Catalog {
         self.index.get(id).map(|&i| &self.regions[i])
     }
 
+    /// The region with this id given as text (from a URL, a stored record), if any.
+    pub fn by_id(&self, id: &str) -> Option<&Region> {
+        self.index.get(id).map(|&i| &self.regions[i])
+    }
+
     /// Corridor name → description, sorted by name.
     pub fn corridors(&self) -> &BTreeMap<String, String> {
         &self.corridors

@@ -44,6 +44,7 @@ fn coordinator_toml(data_dir: &Path, origin: &TestOrigin, checks: &[(&str, u32)]
 
 [listen]
 quic = "127.0.0.1:0"
+http = "127.0.0.1:0"
 server_names = ["localhost"]
 
 [[target]]

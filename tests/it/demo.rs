@@ -40,6 +40,8 @@ async fn the_demo_detects_explains_and_resolves_the_fiber_cut() {
             "40s",
             "--cut-for",
             "30s",
+            "--http",
+            "127.0.0.1:0",
         ])
         .args(["--data-dir", data])
         .env_remove("RUST_LOG")

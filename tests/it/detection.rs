@@ -34,6 +34,7 @@ fn config_text(data_dir: &Path, url: &str) -> String {
 
 [listen]
 quic = "127.0.0.1:0"
+http = "127.0.0.1:0"
 server_names = ["localhost"]
 
 [[target]]

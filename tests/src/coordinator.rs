@@ -144,6 +144,7 @@ pub fn config_text(
 
 [listen]
 quic = "{quic}"
+http = "127.0.0.1:0"
 server_names = ["localhost"]
 
 [[target]]

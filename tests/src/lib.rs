@@ -20,6 +20,9 @@
 //!   the coordinator's GeoIP lookups.
 //! - [`realnet`]: the real-network harness (root only): network namespaces per region probe,
 //!   origin, DNS and coordinator, joined by a userspace WAN emulator on TUN devices.
+//! - [`browser`]: [`browser::Browser`], headless Chromium driven through chromedriver (W3C
+//!   WebDriver over loopback HTTP) for the coordinator's web pages; screenshots under
+//!   [`browser::screenshot_dir`].
 //! - [`synth`]: synthetic check results and deterministic noise for the detection benchmarks.
 //!
 //! A typical test:
@@ -36,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod browser;
 pub mod cli;
 pub mod coordinator;
 pub mod dns;

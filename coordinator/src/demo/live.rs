@@ -29,6 +29,7 @@ use crate::pki::Ca;
 use crate::service::{Service, ServiceConfig, ServiceHandle};
 use crate::sim::scenario::Scenario;
 use crate::store::Store;
+use crate::store::users::Role;
 
 /// How long stopping a probe or the service may take.
 const GRACE: Duration = Duration::from_secs(2);
@@ -109,6 +110,7 @@ pub async fn run(
         ..ServiceConfig::default()
     };
     let (handle, stop) = serve(data_dir, Ca::load_or_create(data_dir)?, service_config)?;
+    let web = pages(o, &handle, data_dir).await?;
     let zero_ms = now_ms();
     let world = Arc::new(world::world_at(&scenario, &catalog, zero_ms));
     let coordinator = Target {
@@ -136,17 +138,32 @@ pub async fn run(
             probes.len()
         ),
     );
+    say(
+        out,
+        format!(
+            "map      http://{addr}/  (log in as {DEMO_USER} / {password}: the map, incidents, member drafts to approve)\n\
+             status   http://{addr}/status  (the public status page, no login)\n",
+            addr = web.addr,
+            password = web.password
+        ),
+    );
     let script = Script {
         zero_ms,
         cut_ms: zero_ms + ms(o.cut_after),
         heal_ms: zero_ms + ms(o.cut_after) + ms(o.cut_for),
     };
     let watched = watch::watch(data_dir, &script, interval_ms, ms(tail), drafter, out).await;
-    stop_all(probes).await;
     let stored = handle.counters().results_stored.load(Ordering::Relaxed);
     let bursts = handle.counters().bursts_ordered.load(Ordering::Relaxed);
-    stop.stop().await;
-    let verdict = watched?;
+    let verdict = match watched {
+        Ok(v) => v,
+        Err(e) => {
+            stop_all(probes).await;
+            stop.stop().await;
+            web.stop().await;
+            return Err(e);
+        }
+    };
     let figures = verdict::Figures {
         script: &script,
         stored,
@@ -158,7 +175,108 @@ pub async fn run(
     for line in verdict::summary(&verdict, &figures) {
         say(out, line);
     }
+    linger(o, &web, out).await;
+    stop_all(probes).await;
+    stop.stop().await;
+    web.stop().await;
     Ok(verdict)
+}
+
+/// The pages of the live coordinator, and how to log in.
+struct Pages {
+    /// Where they are served.
+    addr: SocketAddr,
+    /// The demo account's password.
+    password: String,
+    /// The server's task.
+    task: tokio::task::JoinHandle<()>,
+    /// Ends it.
+    tx: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Pages {
+    async fn stop(self) {
+        let _ = self.tx.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(GRACE * 2, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Serves the map, incidents and messages of `handle`'s coordinator, with a demo account
+/// (sre-admin, a fresh password) whose login is printed with the address.
+async fn pages(o: &Options, handle: &ServiceHandle, data_dir: &Path) -> Result<Pages, DemoError> {
+    let web_err = |e: &dyn std::fmt::Display| DemoError::Web(e.to_string());
+    let password = crate::web::new_secret().map_err(|e| web_err(&e))?[..16].to_string();
+    let phc = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || crate::web::hash_password(&password))
+            .await?
+            .map_err(|e| web_err(&e))?
+    };
+    handle
+        .with_store(move |s| s.add_user(DEMO_USER, Role::SreAdmin, &phc, now_ms()))
+        .await?
+        .map_err(|e| web_err(&e))?;
+    let listener = match tokio::net::TcpListener::bind(o.http).await {
+        Ok(l) => l,
+        // The usual port is taken (another demo, a local service): any free one will do.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tokio::net::TcpListener::bind(SocketAddr::new(o.http.ip(), 0))
+                .await
+                .map_err(|e| web_err(&e))?
+        }
+        Err(e) => return Err(web_err(&e)),
+    };
+    let settings = crate::config::WebSettings::default();
+    let web = crate::web::Web::with_listener(listener, handle.clone(), data_dir, settings)
+        .map_err(|e| web_err(&e))?;
+    let addr = web.local_addr().map_err(|e| web_err(&e))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(web.run(async {
+        let _ = rx.await;
+    }));
+    Ok(Pages {
+        addr,
+        password,
+        task,
+        tx,
+    })
+}
+
+/// The demo account's name.
+const DEMO_USER: &str = "demo";
+
+/// Keeps everything running after the verdict for `--linger` (until Ctrl-C by default when
+/// interactive), so the incident, its drafts and the map can be looked at.
+async fn linger(o: &Options, web: &Pages, out: &mut dyn Write) {
+    let wait = match o.linger {
+        Some(d) if d.is_zero() => return,
+        Some(d) => Some(d),
+        None => None,
+    };
+    let until = match wait {
+        Some(d) => format!("for {}", humantime::format_duration(d)),
+        None => "until Ctrl-C".to_string(),
+    };
+    say(
+        out,
+        format!(
+            "\nThe probes, the coordinator and its pages keep running {until}: http://{}/",
+            web.addr
+        ),
+    );
+    let sleep = async {
+        match wait {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = sleep => {}
+        _ = tokio::signal::ctrl_c() => say(out, "stopping"),
+    }
 }
 
 /// A running service and the means to stop it.

@@ -64,6 +64,12 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Keep the temporary data directory at the end (a given `data_dir` is always kept).
     pub keep: bool,
+    /// Where the map and the other pages are served (default 127.0.0.1:8080; a free port
+    /// when that one is taken).
+    pub http: std::net::SocketAddr,
+    /// How long the probes, the coordinator and its pages keep running after the verdict, for
+    /// a look around; `None`: until Ctrl-C.
+    pub linger: Option<Duration>,
 }
 
 impl Default for Options {
@@ -75,6 +81,8 @@ impl Default for Options {
             seed: 7,
             data_dir: None,
             keep: false,
+            http: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            linger: Some(Duration::ZERO),
         }
     }
 }
@@ -141,6 +149,9 @@ pub enum DemoError {
     /// A probe's uplink could not start.
     #[error("starting a probe's uplink: {0}")]
     Uplink(#[from] meridian_probe::uplink::UplinkError),
+    /// The web pages could not be served.
+    #[error("serving the map: {0}")]
+    Web(String),
     /// A background task failed to finish.
     #[error("a demo task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -90,6 +90,24 @@ pub enum RegionStatus {
     Unknown,
 }
 
+/// One (target, region) as the engine sees it now ([`Engine::region_cells`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionCell {
+    /// The target (check id).
+    pub target: String,
+    /// The region.
+    pub region: String,
+    /// Its status.
+    pub status: RegionStatus,
+    /// Probes of the region in the topology.
+    pub probes: usize,
+    /// Of those, neither silent nor quarantined.
+    pub healthy: usize,
+    /// The last evaluation's evidence: medians over the judged probes (the witnesses when a
+    /// fault is confirmed), each phase's baseline and change.
+    pub evidence: Option<super::incident::RegionEvidence>,
+}
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::evaluate::{self, Finding, Judged, ProbeView, RegionEval};

@@ -51,7 +51,9 @@ pub mod slow;
 mod engine;
 mod explain;
 
-pub use engine::{Action, BurstOrder, Engine, ProbeInfo, RegionInfo, RegionStatus, Topology};
+pub use engine::{
+    Action, BurstOrder, Engine, ProbeInfo, RegionCell, RegionInfo, RegionStatus, Topology,
+};
 pub use incident::{Class, Incident, IncidentState, RegionEvidence, Severity, TimelineEntry};
 
 /// Time constants and thresholds. [`Params::for_interval`] scales every time constant with the

@@ -53,13 +53,14 @@ use meridian_shared::check::{CheckId, DEFAULT_INTERVAL};
 use meridian_shared::regions::Catalog;
 use meridian_shared::wire::{BurstTag, CommandKind, SequencedResult};
 
+use super::live::{Event, LiveView, OpenIncident};
 use super::{Counters, Shared, now_ms};
 use crate::config::CoordinatorConfig;
 use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
 use crate::drafts::{Draft, Names, Stage, Templates};
 use crate::geoip::Network;
 use crate::sim::run::Detector;
-use crate::store::incidents::IncidentRecord;
+use crate::store::incidents::{IncidentRecord, StoredState};
 use crate::store::{ProbeRecord, Store};
 
 /// The longest time between two ticks.
@@ -259,6 +260,7 @@ pub(super) fn spawn(
         id_base,
         last_burst_id: 0,
         drafting: None,
+        last_view_ms: i64::MIN,
         #[cfg(test)]
         installed,
     };
@@ -293,6 +295,8 @@ struct Worker {
     /// The configuration the member-draft templates were loaded for, and them (`None` when
     /// they failed to load).
     drafting: Option<(std::sync::Arc<CoordinatorConfig>, Option<Templates>)>,
+    /// When the live view was last computed, Unix ms.
+    last_view_ms: i64,
     /// Tests: the probes of the topology last installed.
     #[cfg(test)]
     installed: Vec<ProbeInfo>,
@@ -353,13 +357,45 @@ impl Worker {
             let due = now >= next_tick || next_tick - now > period;
             if results || due {
                 let actions = self.engine.tick(now);
+                let changed = !actions.is_empty();
                 self.act(actions, now);
+                self.publish_view(now, changed);
             }
             if due {
                 next_tick = now + period;
             }
         }
         tracing::debug!("detection stopped");
+    }
+
+    /// Publishes the engine's view for the web side, at most once every
+    /// [`VIEW_EVERY_MS`](super::live::VIEW_EVERY_MS) unless `urgent` (an incident changed).
+    fn publish_view(&mut self, now: i64, urgent: bool) {
+        if !urgent && now.saturating_sub(self.last_view_ms) < super::live::VIEW_EVERY_MS {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        self.last_view_ms = now;
+        let open = self
+            .engine
+            .incidents()
+            .iter()
+            .filter(|i| i.is_open())
+            .map(|i| OpenIncident {
+                id: self.id_base + i.id,
+                class: i.class.as_str().to_string(),
+                state: StoredState::from(i.state).as_str().to_string(),
+                regions: i.regions.iter().cloned().collect(),
+                operational: i.class.is_operational(),
+            })
+            .collect();
+        shared.views.publish(LiveView {
+            at_ms: now,
+            cells: self.engine.region_cells(now),
+            open,
+        });
     }
 
     fn act(&mut self, actions: Vec<Action>, now: i64) {
@@ -490,7 +526,13 @@ impl Worker {
             "incident {what}"
         );
         let id = record.id;
+        shared.views.announce(Event::Incident {
+            id,
+            class: record.class.clone(),
+            state: record.state.as_str().to_string(),
+        });
         let drafts = self.drafts(shared, &record, now);
+        let events = shared.views.events.clone();
         let stored = shared.store.send(move |s| {
             if let Err(error) = s.upsert_incident(&record) {
                 tracing::error!(id, %error, "storing an incident failed");
@@ -498,10 +540,17 @@ impl Worker {
             }
             for draft in drafts {
                 match s.offer_draft(&draft, &record.regions, now) {
-                    Ok((message, true)) => tracing::info!(
-                        id, message, stage = %draft.stage, title = %draft.title,
-                        "member draft offered for approval"
-                    ),
+                    Ok((message, true)) => {
+                        tracing::info!(
+                            id, message, stage = %draft.stage, title = %draft.title,
+                            "member draft offered for approval"
+                        );
+                        let _ = events.send(Event::Message {
+                            id: message,
+                            incident: id,
+                            state: "draft".to_string(),
+                        });
+                    }
                     Ok((_, false)) => {}
                     Err(error) => {
                         tracing::error!(id, stage = %draft.stage, %error, "storing a member draft failed");

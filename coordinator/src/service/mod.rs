@@ -51,6 +51,7 @@ pub mod assign;
 mod detection;
 mod enroll;
 mod link;
+pub mod live;
 mod liveness;
 mod state;
 mod store_thread;
@@ -275,6 +276,8 @@ struct Shared {
     next_command: AtomicU64,
     /// The detection thread's inbox.
     detection: detection::Feed,
+    /// The detection thread's latest view and the changes pages are told about.
+    views: live::Live,
 }
 
 /// One live link connection.
@@ -459,6 +462,27 @@ impl ServiceHandle {
         self.shared.detection.installed().unwrap_or_default()
     }
 
+    /// The detection thread's newest view of every (target, region) and the open incidents;
+    /// `changed()` wakes when a new one is published (at most once a second).
+    pub fn live_view(&self) -> tokio::sync::watch::Receiver<Arc<live::LiveView>> {
+        self.shared.views.view.subscribe()
+    }
+
+    /// The configuration in force (the one the service was started or last reloaded with).
+    pub fn config(&self) -> Option<Arc<CoordinatorConfig>> {
+        self.shared.targets()
+    }
+
+    /// Incident and message changes from now on.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<live::Event> {
+        self.shared.views.events.subscribe()
+    }
+
+    /// Tells pages about a change made outside detection (a person edited a message).
+    pub fn announce(&self, event: live::Event) {
+        self.shared.views.announce(event);
+    }
+
     /// Every enrolled, non-revoked probe: live or not, last seen, silent, clock offset.
     pub fn probe_states(&self) -> Vec<ProbeState> {
         state::probe_states(&self.shared, now_ms())
@@ -588,6 +612,7 @@ impl Service {
             refreshing: tokio::sync::Mutex::new(()),
             next_command: AtomicU64::new(1),
             detection: feed,
+            views: live::Live::new(),
         });
         detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox, history)?;
         Ok(Service {

@@ -153,6 +153,29 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_offered ON messages (incident_id, stage) WHERE auto = 1;
     CREATE INDEX messages_published ON messages (published_ms) WHERE state = 'published';
     "#,
+    // v9: staff accounts of the web UI and API (`store::users`): Argon2id PHC strings, roles,
+    // and sessions (browser logins and API tokens alike) keyed by the SHA-256 of their secret,
+    // so a copy of the database opens no live session.
+    r#"
+    CREATE TABLE users (
+        name        TEXT    PRIMARY KEY,
+        role        TEXT    NOT NULL,
+        password    TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        changed_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sessions (
+        secret_hash TEXT    PRIMARY KEY,
+        user_name   TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        kind        TEXT    NOT NULL,
+        label       TEXT,
+        csrf        TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        expires_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_by_user ON sessions (user_name);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -36,6 +36,7 @@ pub mod messages;
 mod migrations;
 pub mod probes;
 pub mod rollup;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -623,7 +624,41 @@ impl Store {
         Ok(rollup::summarize(from_ms, &merged))
     }
 
-    fn rollup_sketches(
+    /// A region's phase over several checks, merged: per minute (`per_minute`) or over the
+    /// whole of `[from_ms, to_ms)` (one summary, stamped `from_ms`). What the map shows: how
+    /// the region's network looks across the sites it checks.
+    pub fn rollup_region(
+        &self,
+        check_ids: &[String],
+        region: &str,
+        phase: &str,
+        from_ms: i64,
+        to_ms: i64,
+        per_minute: bool,
+    ) -> Result<Vec<rollup::MinuteSummary>, StoreError> {
+        let mut minutes: std::collections::BTreeMap<i64, sketches_ddsketch::DDSketch> =
+            std::collections::BTreeMap::new();
+        for check in check_ids {
+            for (minute, sketch) in self.rollup_sketches(check, region, phase, from_ms, to_ms)? {
+                let key = if per_minute { minute } else { from_ms };
+                match minutes.entry(key) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(sketch);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        let _ = o.get_mut().merge(&sketch);
+                    }
+                }
+            }
+        }
+        Ok(minutes
+            .iter()
+            .filter_map(|(minute, sketch)| rollup::summarize(*minute, sketch))
+            .collect())
+    }
+
+    /// The decodable sketches of one (check, region, phase) for minutes in `[from_ms, to_ms)`.
+    pub(crate) fn rollup_sketches(
         &self,
         check_id: &str,
         region: &str,

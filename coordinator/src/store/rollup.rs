@@ -34,6 +34,8 @@ pub struct MinuteSummary {
     pub p50_us: f64,
     /// 90th percentile, microseconds.
     pub p90_us: f64,
+    /// 95th percentile, microseconds.
+    pub p95_us: f64,
     /// 99th percentile, microseconds.
     pub p99_us: f64,
 }
@@ -129,6 +131,7 @@ pub fn summarize(minute_ms: i64, sketch: &DDSketch) -> Option<MinuteSummary> {
         count: sketch.count() as u64,
         p50_us: q(0.5)?,
         p90_us: q(0.9)?,
+        p95_us: q(0.95)?,
         p99_us: q(0.99)?,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, BurstOrder, Engine, Meta, RegionStatus};
+use super::{Action, BurstOrder, Engine, Meta, RegionCell, RegionStatus};
 use crate::detect::evaluate::Finding;
 use crate::detect::explain;
 use crate::detect::incident::{
@@ -466,6 +466,26 @@ impl Engine {
             self.pending.push(Action::Updated(inc.id));
             self.refresh_explanation(i);
         }
+    }
+
+    /// Every (target, region) with probes, as of the last evaluation: the map's and the status
+    /// page's view. Regions without probes are left out (they have no data for any target).
+    pub fn region_cells(&self, now_ms: i64) -> Vec<RegionCell> {
+        let mut cells = Vec::new();
+        for (region, members) in &self.by_region {
+            let healthy = self.healthy_probes(region, now_ms).len();
+            for (target, t) in &self.targets {
+                cells.push(RegionCell {
+                    target: target.clone(),
+                    region: region.clone(),
+                    status: self.region_status(target, region, now_ms),
+                    probes: members.len(),
+                    healthy,
+                    evidence: t.evals.get(region).map(|e| e.evidence.clone()),
+                });
+            }
+        }
+        cells
     }
 
     /// How `region` looks for `target` as of the last evaluation.

@@ -1,0 +1,360 @@
+//! The coordinator's web side on `listen.http`: the regional latency map, incident pages, the
+//! member-message workflow for community managers, the public status page with its Atom feed
+//! and JSON summary, and the versioned JSON API (`/api/v1`, described by `openapi.json`) that
+//! the pages themselves use.
+//!
+//! # Decisions
+//! - **axum on hyper 1**, HTTP/1.1, plain HTTP: the coordinator is meant to sit behind the
+//!   operator's TLS-terminating proxy like any other internal service; `[web] public_url`
+//!   says when it is reached over https (cookies are then `Secure`).
+//! - **Server-rendered pages** (minijinja templates embedded in the binary, auto-escaped),
+//!   with scripts only where they earn their keep: the map (d3-geo over the vendored
+//!   world-atlas, see `coordinator/web/`) and live updates over server-sent events. Every page
+//!   works as a document without them: the map page carries a table of every region.
+//! - **Everything offline**: scripts, styles and map data are embedded ([`assets`]), and every
+//!   response says `Content-Security-Policy: default-src 'self'`, so an accidental reference to a
+//!   CDN fails loudly in the browser instead of leaking members' visits to a third party.
+//! - **Reads never queue behind ingest**: pages and the API read through their own read-only
+//!   connections ([`Readers`], WAL lets them read while the store thread commits); the few
+//!   writes (logins, message actions, accounts) go through the store thread like any other.
+//! - **The live view** comes from the detection thread ([`crate::service::live`]): the map's
+//!   states are detection's own conclusions, never recomputed here, so the map and the pages
+//!   can never disagree with the incidents.
+//! - **Access** ([`auth`]): staff pages and the API need a session (browser login or API
+//!   token) and a role; the status page, its feed and summary, the assets and `/healthz` need
+//!   none and show only what people approved and published, plus each region's state as far as
+//!   confirmed site incidents say.
+
+mod api;
+pub mod assets;
+pub mod auth;
+mod pages;
+mod public;
+#[cfg(test)]
+mod tests;
+mod view;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::{CoordinatorConfig, WebSettings};
+use crate::service::ServiceHandle;
+use crate::store::{Store, StoreError};
+
+pub use auth::{hash_password, new_secret};
+
+/// The Content-Security-Policy of every response: nothing from anywhere but this origin, no
+/// inline scripts or styles, no framing.
+pub const CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Read-only connections to the store, for pages and the API.
+pub struct Readers {
+    conns: Vec<Mutex<Store>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// `n` read-only connections to the database in `data_dir` (which must exist).
+    pub fn open(data_dir: &std::path::Path, n: usize) -> Result<Readers, StoreError> {
+        let conns = (0..n.max(1))
+            .map(|_| Store::open_reader(data_dir).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Readers {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a free connection, off the runtime (SQLite blocks).
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // A free connection if there is one, else wait for the next in turn.
+            let guard = me
+                .conns
+                .iter()
+                .find_map(|c| c.try_lock().ok())
+                .unwrap_or_else(|| {
+                    let i = me.next.fetch_add(1, Ordering::Relaxed) % me.conns.len();
+                    me.conns[i].lock().unwrap_or_else(PoisonError::into_inner)
+                });
+            f(&guard)
+        })
+        .await
+        .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
+        .map_err(WebError::from)
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The running service: live view, events, the store thread, the configuration.
+    pub handle: ServiceHandle,
+    /// Read-only store connections.
+    pub readers: Arc<Readers>,
+    /// `[web]` as at start.
+    pub settings: WebSettings,
+    /// The page templates.
+    pages: minijinja::Environment<'static>,
+    /// Login attempts, for throttling ([`auth`]).
+    logins: auth::Throttle,
+    /// Regions' recent and baseline latencies from the rollups, refreshed lazily.
+    latency: view::LatencyCache,
+    /// Resolves when the server is shutting down: open event streams end with it.
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The configuration in force.
+    fn config(&self) -> Result<Arc<CoordinatorConfig>, WebError> {
+        self.handle
+            .config()
+            .ok_or_else(|| WebError::Internal("the service has no configuration".into()))
+    }
+
+    /// Whether cookies must be `Secure`.
+    fn secure_cookies(&self) -> bool {
+        self.settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// An error a handler answers with: JSON under `/api/`, a page elsewhere.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// 400: the request is malformed or breaks a rule.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid session.
+    #[error("log in first")]
+    Unauthenticated,
+    /// 403: the role does not allow it, or the CSRF token is wrong.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the state of the thing does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429: too many failed logins.
+    #[error("{0}")]
+    TooMany(String),
+    /// 500: our fault; logged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> WebError {
+        WebError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::service::ServiceError> for WebError {
+    fn from(e: crate::service::ServiceError) -> WebError {
+        WebError::Internal(e.to_string())
+    }
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "web request failed");
+        }
+        let body = serde_json::json!({ "error": self.to_string() });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The whole site.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        // Public.
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(public::page))
+        .route("/status/feed.atom", get(public::feed))
+        .route("/status/summary.json", get(public::summary))
+        .route("/api/v1/status", get(public::summary))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/assets/{*path}", get(assets::serve))
+        .route("/login", get(pages::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        // Staff pages.
+        .route("/", get(pages::map))
+        .route("/incidents", get(pages::incidents))
+        .route("/incidents/{id}", get(pages::incident))
+        .route("/messages", get(pages::messages))
+        .route("/messages/{id}/edit", post(pages::edit_message))
+        .route("/messages/{id}/approve", post(pages::approve_message))
+        .route("/messages/{id}/publish", post(pages::publish_message))
+        // The API.
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/regions", get(api::regions))
+        .route("/api/v1/regions/{id}", get(api::region))
+        .route("/api/v1/regions/{id}/series", get(api::series))
+        .route("/api/v1/incidents", get(api::incidents))
+        .route("/api/v1/incidents/{id}", get(api::incident))
+        .route("/api/v1/messages", get(api::messages))
+        .route(
+            "/api/v1/messages/{id}",
+            get(api::message).put(api::edit_message),
+        )
+        .route("/api/v1/messages/{id}/approve", post(api::approve_message))
+        .route("/api/v1/messages/{id}/publish", post(api::publish_message))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/users", get(api::users).post(api::add_user))
+        .route(
+            "/api/v1/users/{name}",
+            axum::routing::delete(api::remove_user),
+        )
+        .route("/api/v1/tokens", post(api::create_token))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        WebError::NotFound(format!("no such endpoint: {}", req.uri().path())).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::response::Html(pages::plain_page("Not found", "There is no page here.")),
+        )
+            .into_response()
+    }
+}
+
+/// Headers every response carries.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The web server, bound and ready to serve.
+pub struct Web {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Web {
+    /// Binds `addr` and prepares the site for `handle`'s service, reading the store in
+    /// `data_dir`.
+    pub async fn bind(
+        addr: SocketAddr,
+        handle: ServiceHandle,
+        data_dir: &std::path::Path,
+        settings: WebSettings,
+    ) -> anyhow::Result<Web> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the web server on {addr}: {e}"))?;
+        Web::with_listener(listener, handle, data_dir, settings)
+    }
+
+    /// As [`Web::bind`], on a listener already bound.
+    pub fn with_listener(
+        listener: tokio::net::TcpListener,
+        handle: ServiceHandle,
+        data_dir: &std::path::Path,
+        settings: WebSettings,
+    ) -> anyhow::Result<Web> {
+        let readers = Arc::new(Readers::open(data_dir, 2)?);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let state = Arc::new(AppState {
+            handle,
+            readers,
+            settings,
+            pages: pages::environment()?,
+            logins: auth::Throttle::default(),
+            latency: view::LatencyCache::default(),
+            shutdown,
+        });
+        Ok(Web {
+            listener,
+            state,
+            stop,
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; open event streams are ended, then requests in
+    /// flight finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Web {
+            listener,
+            state,
+            stop,
+        } = self;
+        let app = router(state);
+        let graceful = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(%error, "web server failed");
+        }
+    }
+}
+
+/// Now, Unix ms.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

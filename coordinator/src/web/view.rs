@@ -1,0 +1,451 @@
+//! The regions as pages and the API show them: detection's live view joined with the
+//! catalog's names and places, and latencies from the rollups where detection has none.
+//!
+//! # Decisions
+//! - **A region's state is the worst of its targets'** (unreachable over slower than usual
+//!   over normal over learning); a region detection cannot judge (too few healthy probes,
+//!   silent, cut off from the coordinator) is `unknown`, never a fault: the map must not paint
+//!   a monitoring problem as a site outage.
+//! - **Latency** is the round trip (TCP connect), the phase a network problem moves and the
+//!   server does not: detection's live median over the region's probes and its baseline
+//!   (hour-of-day, previous days). Where detection has neither yet (learning), the rollups
+//!   give the last five minutes' median and the same hour a day earlier.
+//! - **Per-phase detail** (one region, on demand) merges the region's rollups over every
+//!   check: p50/p95 of the last five minutes against the same hour (±30 min) of the previous
+//!   seven days, cached a minute per region.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{AppState, WebError, now_ms};
+use crate::config::CoordinatorConfig;
+use crate::detect::RegionStatus;
+use crate::service::live::LiveView;
+use crate::store::rollup::PHASES;
+
+/// How recent "now" is, ms.
+const RECENT_MS: i64 = 5 * 60_000;
+/// How often the rollup fallbacks of the region list are recomputed, ms.
+const LIST_REFRESH_MS: i64 = 30_000;
+/// How long a region's per-phase detail is reused, ms.
+const DETAIL_REFRESH_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A status's name in the API and CSS.
+pub fn status_name(s: RegionStatus) -> &'static str {
+    match s {
+        RegionStatus::NoData => "no-data",
+        RegionStatus::Unknown => "unknown",
+        RegionStatus::Warming => "warming",
+        RegionStatus::Normal => "normal",
+        RegionStatus::Degraded => "degraded",
+        RegionStatus::Failing => "unreachable",
+    }
+}
+
+/// The words for a status.
+pub fn status_words(name: &str) -> &'static str {
+    match name {
+        "normal" => "Normal",
+        "degraded" => "Slower than usual",
+        "unreachable" => "Unreachable",
+        "warming" => "Learning baseline",
+        "unknown" => "Unknown",
+        _ => "No data",
+    }
+}
+
+fn rank(s: RegionStatus) -> u8 {
+    match s {
+        RegionStatus::NoData => 0,
+        RegionStatus::Unknown => 1,
+        RegionStatus::Warming => 2,
+        RegionStatus::Normal => 3,
+        RegionStatus::Degraded => 4,
+        RegionStatus::Failing => 5,
+    }
+}
+
+/// One target in one region.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetView {
+    /// Check id.
+    pub target: String,
+    /// The target's name.
+    pub name: String,
+    /// Its status there.
+    pub status: &'static str,
+    /// Round trip now and its baseline, ms.
+    pub connect_ms: Option<f64>,
+    /// Round-trip baseline, ms.
+    pub connect_base_ms: Option<f64>,
+    /// TLS handshake now, ms.
+    pub tls_ms: Option<f64>,
+    /// TLS baseline, ms.
+    pub tls_base_ms: Option<f64>,
+    /// Server time now, ms.
+    pub server_ms: Option<f64>,
+    /// Server-time baseline, ms.
+    pub server_base_ms: Option<f64>,
+    /// Probes judged.
+    pub probes: usize,
+    /// Of those, affected.
+    pub affected: usize,
+    /// Failed samples among the judged.
+    pub failures: usize,
+}
+
+/// One region.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RegionView {
+    /// Region id.
+    pub id: String,
+    /// Member-facing name.
+    pub name: String,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Continent, kebab-case.
+    pub continent: String,
+    /// The worst of its targets' statuses.
+    pub status: &'static str,
+    /// Probes in the region.
+    pub probes: usize,
+    /// Of those, neither silent nor quarantined.
+    pub probes_healthy: usize,
+    /// Round trip now, ms.
+    pub latency_ms: Option<f64>,
+    /// Its baseline, ms.
+    pub baseline_ms: Option<f64>,
+    /// Per target.
+    pub targets: Vec<TargetView>,
+    /// Open site incidents that include the region.
+    pub incidents: Vec<u64>,
+}
+
+/// The region list's payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionsView {
+    /// When detection computed it, Unix ms.
+    pub generated_ms: i64,
+    /// Every region of the catalog, in catalog order.
+    pub regions: Vec<RegionView>,
+}
+
+fn plus(base: Option<f64>, delta: Option<f64>) -> Option<f64> {
+    Some(base? + delta?)
+}
+
+fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn round1(v: Option<f64>) -> Option<f64> {
+    v.map(|x| (x * 10.0).round() / 10.0)
+}
+
+/// Every region as of `view`, latencies filled from `fallback` where detection has none.
+pub fn regions(
+    view: &LiveView,
+    config: &CoordinatorConfig,
+    fallback: &HashMap<String, Fallback>,
+) -> RegionsView {
+    let names = crate::drafts::Names::new(&config.catalog, &config.targets);
+    let mut by_region: HashMap<&str, Vec<&crate::detect::RegionCell>> = HashMap::new();
+    for cell in &view.cells {
+        by_region
+            .entry(cell.region.as_str())
+            .or_default()
+            .push(cell);
+    }
+    let regions = config
+        .catalog
+        .regions()
+        .iter()
+        .map(|r| {
+            let id = r.id.to_string();
+            let cells = by_region.get(id.as_str()).cloned().unwrap_or_default();
+            let status = cells
+                .iter()
+                .map(|c| c.status)
+                .max_by_key(|s| rank(*s))
+                .unwrap_or(RegionStatus::NoData);
+            let targets: Vec<TargetView> = cells
+                .iter()
+                .map(|c| {
+                    let e = c.evidence.as_ref();
+                    TargetView {
+                        target: c.target.clone(),
+                        name: names
+                            .services
+                            .get(&c.target)
+                            .cloned()
+                            .unwrap_or_else(|| c.target.clone()),
+                        status: status_name(c.status),
+                        connect_ms: round1(
+                            e.and_then(|e| plus(e.connect_base_ms, e.connect_delta_ms)),
+                        ),
+                        connect_base_ms: round1(e.and_then(|e| e.connect_base_ms)),
+                        tls_ms: round1(e.and_then(|e| plus(e.tls_base_ms, e.tls_delta_ms))),
+                        tls_base_ms: round1(e.and_then(|e| e.tls_base_ms)),
+                        server_ms: round1(
+                            e.and_then(|e| plus(e.server_base_ms, e.server_delta_ms)),
+                        ),
+                        server_base_ms: round1(e.and_then(|e| e.server_base_ms)),
+                        probes: e.map_or(0, |e| e.probes),
+                        affected: e.map_or(0, |e| e.affected),
+                        failures: e.map_or(0, |e| e.failures),
+                    }
+                })
+                .collect();
+            let fb = fallback.get(&id);
+            let latency_ms =
+                mean(targets.iter().map(|t| t.connect_ms)).or_else(|| fb.and_then(|f| f.recent_ms));
+            let baseline_ms = mean(targets.iter().map(|t| t.connect_base_ms))
+                .or_else(|| fb.and_then(|f| f.base_ms));
+            let incidents = view
+                .open
+                .iter()
+                .filter(|i| !i.operational && i.regions.contains(&id))
+                .map(|i| i.id)
+                .collect();
+            RegionView {
+                name: r.name.clone(),
+                lat: r.lat,
+                lon: r.lon,
+                continent: r.continent.to_string(),
+                status: status_name(status),
+                probes: cells.first().map_or(0, |c| c.probes),
+                probes_healthy: cells.first().map_or(0, |c| c.healthy),
+                latency_ms: round1(latency_ms),
+                baseline_ms: round1(baseline_ms),
+                targets,
+                incidents,
+                id,
+            }
+        })
+        .collect();
+    RegionsView {
+        generated_ms: view.at_ms,
+        regions,
+    }
+}
+
+/// A region's round trip from the rollups: the last five minutes, and the same hour a day ago.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Fallback {
+    /// Median of the last five minutes, ms.
+    pub recent_ms: Option<f64>,
+    /// Median of the same hour (±30 min) a day earlier, ms.
+    pub base_ms: Option<f64>,
+}
+
+/// One phase of one region.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseView {
+    /// `dns`, `connect`, `tls`, `ttfb`, `transfer` or `total`.
+    pub phase: &'static str,
+    /// Median of the last five minutes, ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile of the last five minutes, ms.
+    pub p95_ms: Option<f64>,
+    /// Median of the same hour over the previous seven days, ms.
+    pub base_p50_ms: Option<f64>,
+    /// 95th percentile of the same, ms.
+    pub base_p95_ms: Option<f64>,
+    /// Samples in the last five minutes.
+    pub count: u64,
+}
+
+/// Figures and when they were computed, Unix ms.
+type Stamped<T> = (i64, Arc<T>);
+
+/// The rollup-derived figures, cached.
+#[derive(Default)]
+pub(super) struct LatencyCache {
+    list: tokio::sync::Mutex<Option<Stamped<HashMap<String, Fallback>>>>,
+    refreshing: std::sync::atomic::AtomicBool,
+    detail: tokio::sync::Mutex<HashMap<String, Stamped<Vec<PhaseView>>>>,
+}
+
+/// Every check id of the configuration.
+fn check_ids(config: &CoordinatorConfig) -> Vec<String> {
+    config
+        .targets
+        .iter()
+        .flat_map(|t| t.checks.iter().map(|c| c.id.to_string()))
+        .collect()
+}
+
+fn ms(us: f64) -> f64 {
+    (us / 100.0).round() / 10.0
+}
+
+fn compute_fallbacks(
+    store: &crate::store::Store,
+    checks: &[String],
+    regions: &[String],
+    now: i64,
+) -> Result<HashMap<String, Fallback>, crate::store::StoreError> {
+    let mut out = HashMap::new();
+    for region in regions {
+        let recent = store.rollup_region(
+            checks,
+            region,
+            "connect",
+            now - RECENT_MS,
+            now + 60_000,
+            false,
+        )?;
+        let day = now - DAY_MS;
+        let base = store.rollup_region(
+            checks,
+            region,
+            "connect",
+            day - HOUR_MS / 2,
+            day + HOUR_MS / 2,
+            false,
+        )?;
+        out.insert(
+            region.clone(),
+            Fallback {
+                recent_ms: recent.first().map(|s| ms(s.p50_us)),
+                base_ms: base.first().map(|s| ms(s.p50_us)),
+            },
+        );
+    }
+    Ok(out)
+}
+
+impl LatencyCache {
+    /// The region list's fallbacks: computed on first use, then refreshed in the background
+    /// when older than [`LIST_REFRESH_MS`] (requests meanwhile get the previous figures).
+    pub(super) async fn fallbacks(
+        &self,
+        state: &Arc<AppState>,
+        config: &CoordinatorConfig,
+    ) -> Result<Arc<HashMap<String, Fallback>>, WebError> {
+        let now = now_ms();
+        let checks = check_ids(config);
+        let regions: Vec<String> = config
+            .catalog
+            .regions()
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        let current = self.list.lock().await.clone();
+        match current {
+            Some((at, figures)) => {
+                if now - at > LIST_REFRESH_MS
+                    && !self
+                        .refreshing
+                        .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let computed = state
+                            .readers
+                            .read(move |s| compute_fallbacks(s, &checks, &regions, now))
+                            .await;
+                        match computed {
+                            Ok(f) => *state.latency.list.lock().await = Some((now, Arc::new(f))),
+                            Err(error) => {
+                                tracing::warn!(%error, "refreshing the map's latencies failed")
+                            }
+                        }
+                        state
+                            .latency
+                            .refreshing
+                            .store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+                Ok(figures)
+            }
+            None => {
+                let figures = Arc::new(
+                    state
+                        .readers
+                        .read(move |s| compute_fallbacks(s, &checks, &regions, now))
+                        .await?,
+                );
+                *self.list.lock().await = Some((now, figures.clone()));
+                Ok(figures)
+            }
+        }
+    }
+
+    /// One region's phases (see the module docs), cached [`DETAIL_REFRESH_MS`].
+    pub(super) async fn phases(
+        &self,
+        state: &Arc<AppState>,
+        config: &CoordinatorConfig,
+        region: &str,
+    ) -> Result<Arc<Vec<PhaseView>>, WebError> {
+        let now = now_ms();
+        if let Some((at, v)) = self.detail.lock().await.get(region)
+            && now - at <= DETAIL_REFRESH_MS
+        {
+            return Ok(v.clone());
+        }
+        let checks = check_ids(config);
+        let id = region.to_owned();
+        let phases = state
+            .readers
+            .read(move |s| {
+                let mut out = Vec::new();
+                for phase in PHASES {
+                    let recent =
+                        s.rollup_region(&checks, &id, phase, now - RECENT_MS, now + 60_000, false)?;
+                    // The same hour of the seven previous days, merged.
+                    let mut base = crate::store::rollup::new_sketch();
+                    let mut any = false;
+                    for day in 1..=7 {
+                        let mid = now - day * DAY_MS;
+                        for c in &checks {
+                            for (_, sketch) in s.rollup_sketches(
+                                c,
+                                &id,
+                                phase,
+                                mid - HOUR_MS / 2,
+                                mid + HOUR_MS / 2,
+                            )? {
+                                let _ = base.merge(&sketch);
+                                any = true;
+                            }
+                        }
+                    }
+                    let base = if any {
+                        crate::store::rollup::summarize(now, &base)
+                    } else {
+                        None
+                    };
+                    let r = recent.first();
+                    if r.is_none() && base.is_none() {
+                        continue;
+                    }
+                    out.push(PhaseView {
+                        phase,
+                        p50_ms: r.map(|s| ms(s.p50_us)),
+                        p95_ms: r.map(|s| ms(s.p95_us)),
+                        base_p50_ms: base.as_ref().map(|s| ms(s.p50_us)),
+                        base_p95_ms: base.as_ref().map(|s| ms(s.p95_us)),
+                        count: r.map_or(0, |s| s.count),
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
+        let phases = Arc::new(phases);
+        let mut detail = self.detail.lock().await;
+        if detail.len() > 1_000 {
+            detail.clear();
+        }
+        detail.insert(region.to_owned(), (now, phases.clone()));
+        Ok(phases)
+    }
+}
