@@ -18,3 +18,4 @@ mod reload;
 mod timing;
 mod tls;
 mod transport;
+mod users;

@@ -239,6 +239,30 @@ impl Coordinator {
     }
 }
 
+/// The web side's address, from the "web UI on http://ADDR/" line of `log`.
+pub fn web_addr(log: &str) -> Option<SocketAddr> {
+    log.lines().find_map(|l| {
+        let rest = &l[l.find("web UI on http://")? + "web UI on http://".len()..];
+        rest.split('/').next()?.parse().ok()
+    })
+}
+
+/// Waits (at most [`START_BUDGET`]) for `log` to name the web side's address.
+pub async fn wait_web_addr(log: &Path) -> anyhow::Result<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + START_BUDGET;
+    loop {
+        let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+        if let Some(addr) = web_addr(&text) {
+            return Ok(addr);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no \"web UI on\" line within {START_BUDGET:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The address in the first "listening on ADDR" line of `log`.
 pub fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|l| {
