@@ -357,7 +357,8 @@ impl Worker {
             let due = now >= next_tick || next_tick - now > period;
             if results || due {
                 let actions = self.engine.tick(now);
-                let changed = !actions.is_empty();
+                // A burst changes nothing a page shows; an incident's transition does.
+                let changed = actions.iter().any(|a| !matches!(a, Action::Burst(_)));
                 self.act(actions, now);
                 self.publish_view(now, changed);
             }
@@ -526,11 +527,6 @@ impl Worker {
             "incident {what}"
         );
         let id = record.id;
-        shared.views.announce(Event::Incident {
-            id,
-            class: record.class.clone(),
-            state: record.state.as_str().to_string(),
-        });
         let drafts = self.drafts(shared, &record, now);
         let events = shared.views.events.clone();
         let stored = shared.store.send(move |s| {
@@ -538,6 +534,12 @@ impl Worker {
                 tracing::error!(id, %error, "storing an incident failed");
                 return;
             }
+            // Pages re-read the API when told: only once it holds the transition.
+            let _ = events.send(Event::Incident {
+                id,
+                class: record.class.clone(),
+                state: record.state.as_str().to_string(),
+            });
             for draft in drafts {
                 match s.offer_draft(&draft, &record.regions, now) {
                     Ok((message, true)) => {

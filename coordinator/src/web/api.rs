@@ -475,25 +475,23 @@ pub async fn events(
         view: tokio::sync::watch::Receiver<Arc<crate::service::live::LiveView>>,
         events: tokio::sync::broadcast::Receiver<Event>,
         shutdown: tokio::sync::watch::Receiver<bool>,
-        first: bool,
     }
     let mut view = state.handle.live_view();
+    // The current view goes out at once, before any change.
     view.mark_changed();
     let feed = Feed {
         events: state.handle.events(),
         shutdown: state.shutdown.clone(),
         state,
         view,
-        first: true,
     };
     let stream = futures_util::stream::unfold(feed, |mut f| async move {
         loop {
             if *f.shutdown.borrow() {
                 return None;
             }
-            let first = std::mem::take(&mut f.first);
             tokio::select! {
-                changed = f.view.changed(), if !first || f.view.has_changed().unwrap_or(false) => {
+                changed = f.view.changed() => {
                     if changed.is_err() {
                         return None;
                     }

@@ -12,7 +12,8 @@
 //!   an entry never changes either.
 //! - **Caching**: `Cache-Control: public, max-age=60` and a strong `ETag` on the feed and the
 //!   summary (`304` to `If-None-Match`); members' readers poll, and the answer changes only when
-//!   something is published or a state changes.
+//!   something is published or a state changes. The page itself is revalidated at every visit
+//!   (`no-cache` with its `ETag`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -193,10 +194,12 @@ fn cached(headers: &HeaderMap, content_type: &'static str, body: String) -> Resp
 }
 
 /// `GET /status`.
-pub async fn page(State(state): State<Arc<AppState>>) -> Response {
+pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match gather(&state, PAGE_MESSAGES).await {
         Ok((regions, messages)) => {
-            let overall = if regions.iter().any(|r| r.state == "outage") {
+            let overall = if regions.is_empty() {
+                "No regions are monitored yet"
+            } else if regions.iter().any(|r| r.state == "outage") {
                 "Some members cannot reach the service"
             } else if regions.iter().any(|r| r.state == "degraded") {
                 "Some members may see slow pages"
@@ -210,11 +213,12 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Response {
                 messages => J::from_serialize(&messages),
                 as_of => super::pages::now_text(),
             };
-            let mut res = super::pages::status_page(&state, ctx).into_response();
-            res.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=30"),
-            );
+            // Revalidated at every visit (a 304 costs nothing): someone who just published
+            // must see their words, not a copy from before.
+            let html = super::pages::status_page(&state, ctx).0;
+            let mut res = cached(&headers, "text/html; charset=utf-8", html);
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             res
         }
         Err(e) => e.into_response(),
