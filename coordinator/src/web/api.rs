@@ -133,7 +133,7 @@ pub async fn series(
     let region = id.clone();
     let points = state
         .readers
-        .read(move |s| s.rollup_region(&checks, &region, phase, from, now + 60_000, true))
+        .read_rollups(move |s| s.rollup_region(&checks, &region, phase, from, now + 60_000, true))
         .await?;
     let points: Vec<Value> = points
         .iter()

@@ -36,7 +36,6 @@ mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -57,45 +56,92 @@ pub use auth::{hash_password, new_secret};
 pub const CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Read-only connections to the store, for pages and the API.
+/// Read-only connections to the store, for pages and the API: a pool for quick reads
+/// (sessions, incidents, messages) and a lane of its own for the long rollup reads behind the
+/// map's latencies, so a region's week of sketches never holds up a login.
 pub struct Readers {
-    conns: Vec<Mutex<Store>>,
-    next: AtomicUsize,
+    quick: Pool,
+    rollups: Pool,
 }
 
-impl Readers {
-    /// `n` read-only connections to the database in `data_dir` (which must exist).
-    pub fn open(data_dir: &std::path::Path, n: usize) -> Result<Readers, StoreError> {
+/// Connections handed to whichever caller comes first; a caller finding none waits for the
+/// first one returned.
+struct Pool {
+    free: Mutex<Vec<Store>>,
+    returned: std::sync::Condvar,
+}
+
+impl Pool {
+    fn open(data_dir: &std::path::Path, n: usize) -> Result<Pool, StoreError> {
         let conns = (0..n.max(1))
-            .map(|_| Store::open_reader(data_dir).map(Mutex::new))
+            .map(|_| Store::open_reader(data_dir))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Readers {
-            conns,
-            next: AtomicUsize::new(0),
+        Ok(Pool {
+            free: Mutex::new(conns),
+            returned: std::sync::Condvar::new(),
         })
     }
 
-    /// Runs `f` on a free connection, off the runtime (SQLite blocks).
+    /// Runs `f` on a connection of the pool (blocking).
+    fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        let store = {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(s) = free.pop() {
+                    break s;
+                }
+                free = self
+                    .returned
+                    .wait(free)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        // Returned even if `f` panics, so the pool never shrinks (and nobody waits forever).
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&store)));
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(store);
+        self.returned.notify_one();
+        match out {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Readers {
+    /// Read-only connections to the database in `data_dir` (which must exist): three quick,
+    /// one for rollups.
+    pub fn open(data_dir: &std::path::Path) -> Result<Readers, StoreError> {
+        Ok(Readers {
+            quick: Pool::open(data_dir, 3)?,
+            rollups: Pool::open(data_dir, 1)?,
+        })
+    }
+
+    /// Runs `f` on a quick connection, off the runtime (SQLite blocks).
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WebError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            // A free connection if there is one, else wait for the next in turn.
-            let guard = me
-                .conns
-                .iter()
-                .find_map(|c| c.try_lock().ok())
-                .unwrap_or_else(|| {
-                    let i = me.next.fetch_add(1, Ordering::Relaxed) % me.conns.len();
-                    me.conns[i].lock().unwrap_or_else(PoisonError::into_inner)
-                });
-            f(&guard)
-        })
-        .await
-        .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
-        .map_err(WebError::from)
+        tokio::task::spawn_blocking(move || me.quick.with(f))
+            .await
+            .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
+            .map_err(WebError::from)
+    }
+
+    /// As [`Readers::read`], on the rollup lane (reads of many minutes' sketches).
+    pub async fn read_rollups<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.rollups.with(f))
+            .await
+            .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
+            .map_err(WebError::from)
     }
 }
 
@@ -240,6 +286,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/tokens", post(api::create_token))
         .fallback(not_found)
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -307,7 +354,7 @@ impl Web {
         data_dir: &std::path::Path,
         settings: WebSettings,
     ) -> anyhow::Result<Web> {
-        let readers = Arc::new(Readers::open(data_dir, 2)?);
+        let readers = Arc::new(Readers::open(data_dir)?);
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
             handle,

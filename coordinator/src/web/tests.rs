@@ -649,7 +649,7 @@ async fn the_event_stream_starts_with_the_regions_and_carries_message_changes() 
     let token = csrf(&site, &cookie).await;
     let mut stream = tokio::net::TcpStream::connect(site.addr).await.unwrap();
     let req = format!(
-        "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nCookie: meridian_session={cookie}\r\n\r\n"
+        "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nCookie: meridian_session={cookie}\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut seen = String::new();
@@ -708,6 +708,24 @@ async fn the_map_page_lists_every_region_and_assets_are_served_from_the_binary()
     assert_eq!(
         get(site.addr, "/assets/../Cargo.toml", None).await.status,
         404
+    );
+    // Compressed for clients that accept it (the list is large), plain for the others.
+    let gz = request(
+        site.addr,
+        "GET",
+        "/api/v1/regions",
+        &[
+            ("Cookie", &format!("meridian_session={cookie}")),
+            ("Accept-Encoding", "gzip"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        gz.header("content-encoding"),
+        Some("gzip"),
+        "{:?}",
+        gz.headers
     );
     let regions = get(site.addr, "/api/v1/regions", Some(&cookie))
         .await

@@ -12,7 +12,9 @@
 //!   give the last five minutes' median and the same hour a day earlier.
 //! - **Per-phase detail** (one region, on demand) merges the region's rollups over every
 //!   check: p50/p95 of the last five minutes against the same hour (±30 min) of the previous
-//!   seven days, cached a minute per region.
+//!   seven days, cached per region and refreshed in the background after a minute.
+//! - **Rollup reads use a connection of their own** ([`super::Readers::read_rollups`]): a
+//!   region's week of sketches takes tens of milliseconds, and must not delay a session check.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,6 +273,8 @@ pub(super) struct LatencyCache {
     list: tokio::sync::Mutex<Option<Stamped<HashMap<String, Fallback>>>>,
     refreshing: std::sync::atomic::AtomicBool,
     detail: tokio::sync::Mutex<HashMap<String, Stamped<Vec<PhaseView>>>>,
+    /// Regions whose phases are being refreshed.
+    detail_refreshing: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Every check id of the configuration.
@@ -350,7 +354,7 @@ impl LatencyCache {
                     tokio::spawn(async move {
                         let computed = state
                             .readers
-                            .read(move |s| compute_fallbacks(s, &checks, &regions, now))
+                            .read_rollups(move |s| compute_fallbacks(s, &checks, &regions, now))
                             .await;
                         match computed {
                             Ok(f) => *state.latency.list.lock().await = Some((now, Arc::new(f))),
@@ -370,7 +374,7 @@ impl LatencyCache {
                 let figures = Arc::new(
                     state
                         .readers
-                        .read(move |s| compute_fallbacks(s, &checks, &regions, now))
+                        .read_rollups(move |s| compute_fallbacks(s, &checks, &regions, now))
                         .await?,
                 );
                 *self.list.lock().await = Some((now, figures.clone()));
@@ -379,7 +383,9 @@ impl LatencyCache {
         }
     }
 
-    /// One region's phases (see the module docs), cached [`DETAIL_REFRESH_MS`].
+    /// One region's phases (see the module docs): computed on first use, then served from
+    /// the cache and refreshed in the background once older than [`DETAIL_REFRESH_MS`], one
+    /// refresh per region at a time.
     pub(super) async fn phases(
         &self,
         state: &Arc<AppState>,
@@ -387,58 +393,40 @@ impl LatencyCache {
         region: &str,
     ) -> Result<Arc<Vec<PhaseView>>, WebError> {
         let now = now_ms();
-        if let Some((at, v)) = self.detail.lock().await.get(region)
-            && now - at <= DETAIL_REFRESH_MS
-        {
-            return Ok(v.clone());
+        let cached = self.detail.lock().await.get(region).cloned();
+        if let Some((at, phases)) = cached {
+            if now - at > DETAIL_REFRESH_MS
+                && self
+                    .detail_refreshing
+                    .lock()
+                    .await
+                    .insert(region.to_owned())
+            {
+                let (state, checks, id) = (state.clone(), check_ids(config), region.to_owned());
+                tokio::spawn(async move {
+                    if let Err(error) = state.latency.refresh_phases(&state, checks, &id).await {
+                        tracing::warn!(%error, region = %id, "refreshing a region's latencies failed");
+                    }
+                    state.latency.detail_refreshing.lock().await.remove(&id);
+                });
+            }
+            return Ok(phases);
         }
-        let checks = check_ids(config);
+        self.refresh_phases(state, check_ids(config), region).await
+    }
+
+    /// Computes one region's phases on the rollup lane and caches them.
+    async fn refresh_phases(
+        &self,
+        state: &Arc<AppState>,
+        checks: Vec<String>,
+        region: &str,
+    ) -> Result<Arc<Vec<PhaseView>>, WebError> {
+        let now = now_ms();
         let id = region.to_owned();
         let phases = state
             .readers
-            .read(move |s| {
-                let mut out = Vec::new();
-                for phase in PHASES {
-                    let recent =
-                        s.rollup_region(&checks, &id, phase, now - RECENT_MS, now + 60_000, false)?;
-                    // The same hour of the seven previous days, merged.
-                    let mut base = crate::store::rollup::new_sketch();
-                    let mut any = false;
-                    for day in 1..=7 {
-                        let mid = now - day * DAY_MS;
-                        for c in &checks {
-                            for (_, sketch) in s.rollup_sketches(
-                                c,
-                                &id,
-                                phase,
-                                mid - HOUR_MS / 2,
-                                mid + HOUR_MS / 2,
-                            )? {
-                                let _ = base.merge(&sketch);
-                                any = true;
-                            }
-                        }
-                    }
-                    let base = if any {
-                        crate::store::rollup::summarize(now, &base)
-                    } else {
-                        None
-                    };
-                    let r = recent.first();
-                    if r.is_none() && base.is_none() {
-                        continue;
-                    }
-                    out.push(PhaseView {
-                        phase,
-                        p50_ms: r.map(|s| ms(s.p50_us)),
-                        p95_ms: r.map(|s| ms(s.p95_us)),
-                        base_p50_ms: base.as_ref().map(|s| ms(s.p50_us)),
-                        base_p95_ms: base.as_ref().map(|s| ms(s.p95_us)),
-                        count: r.map_or(0, |s| s.count),
-                    });
-                }
-                Ok(out)
-            })
+            .read_rollups(move |s| region_phases(s, &checks, &id, now))
             .await?;
         let phases = Arc::new(phases);
         let mut detail = self.detail.lock().await;
@@ -448,4 +436,49 @@ impl LatencyCache {
         detail.insert(region.to_owned(), (now, phases.clone()));
         Ok(phases)
     }
+}
+
+/// A region's phases now against the same hour of the previous seven days.
+fn region_phases(
+    s: &crate::store::Store,
+    checks: &[String],
+    id: &str,
+    now: i64,
+) -> Result<Vec<PhaseView>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for phase in PHASES {
+        let recent = s.rollup_region(checks, id, phase, now - RECENT_MS, now + 60_000, false)?;
+        // The same hour of the seven previous days, merged.
+        let mut base = crate::store::rollup::new_sketch();
+        let mut any = false;
+        for day in 1..=7 {
+            let mid = now - day * DAY_MS;
+            for c in checks {
+                for (_, sketch) in
+                    s.rollup_sketches(c, id, phase, mid - HOUR_MS / 2, mid + HOUR_MS / 2)?
+                {
+                    let _ = base.merge(&sketch);
+                    any = true;
+                }
+            }
+        }
+        let base = if any {
+            crate::store::rollup::summarize(now, &base)
+        } else {
+            None
+        };
+        let r = recent.first();
+        if r.is_none() && base.is_none() {
+            continue;
+        }
+        out.push(PhaseView {
+            phase,
+            p50_ms: r.map(|s| ms(s.p50_us)),
+            p95_ms: r.map(|s| ms(s.p95_us)),
+            base_p50_ms: base.as_ref().map(|s| ms(s.p50_us)),
+            base_p95_ms: base.as_ref().map(|s| ms(s.p95_us)),
+            count: r.map_or(0, |s| s.count),
+        });
+    }
+    Ok(out)
 }
