@@ -62,6 +62,7 @@ pub const CSP: &str =
 pub struct Readers {
     quick: Pool,
     rollups: Pool,
+    background: Pool,
 }
 
 /// Connections handed to whichever caller comes first; a caller finding none waits for the
@@ -112,12 +113,26 @@ impl Pool {
 
 impl Readers {
     /// Read-only connections to the database in `data_dir` (which must exist): three quick,
-    /// one for rollups.
+    /// one for rollups read for a request, one for background computations.
     pub fn open(data_dir: &std::path::Path) -> Result<Readers, StoreError> {
         Ok(Readers {
             quick: Pool::open(data_dir, 3)?,
             rollups: Pool::open(data_dir, 1)?,
+            background: Pool::open(data_dir, 1)?,
         })
+    }
+
+    /// As [`Readers::read`], on the connection of background computations (the map's
+    /// baselines), which nobody waits for.
+    pub async fn read_background<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.background.with(f))
+            .await
+            .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
+            .map_err(WebError::from)
     }
 
     /// Runs `f` on a quick connection, off the runtime (SQLite blocks).
@@ -385,6 +400,7 @@ impl Web {
             state,
             stop,
         } = self;
+        tokio::spawn(view::baselines(state.clone(), state.shutdown.clone()));
         let app = router(state);
         let graceful = async move {
             shutdown.await;

@@ -11,8 +11,10 @@
 //!   (hour-of-day, previous days). Where detection has neither yet (learning), the rollups
 //!   give the last five minutes' median and the same hour a day earlier.
 //! - **Per-phase detail** (one region, on demand) merges the region's rollups over every
-//!   check: p50/p95 of the last five minutes against the same hour (±30 min) of the previous
-//!   seven days, cached per region and refreshed in the background after a minute.
+//!   check: p50/p95 of the last five minutes, cached per region and refreshed in the
+//!   background after a minute, against the same hour (±30 min) of the previous seven days,
+//!   computed for every region at start and at every hour by [`baselines`] (a week of
+//!   sketches is too much to read while someone waits).
 //! - **Rollup reads use a connection of their own** ([`super::Readers::read_rollups`]): a
 //!   region's week of sketches takes tens of milliseconds, and must not delay a session check.
 
@@ -275,6 +277,91 @@ pub(super) struct LatencyCache {
     detail: tokio::sync::Mutex<HashMap<String, Stamped<Vec<PhaseView>>>>,
     /// Regions whose phases are being refreshed.
     detail_refreshing: tokio::sync::Mutex<std::collections::HashSet<String>>,
+    /// Every region's per-phase baseline (same hour, previous seven days), by region then
+    /// phase, with the hour it was computed for; kept by [`baselines`].
+    baselines: std::sync::RwLock<Option<Stamped<Baselines>>>,
+}
+
+/// p50/p95 baselines, by region and phase.
+type Baselines = HashMap<String, HashMap<&'static str, (f64, f64)>>;
+
+/// Computes every region's baselines now and then at every hour, on the background lane, so
+/// that a region's detail never pays for a week of sketches (about 40 ms a region with ten
+/// checks) while someone waits. Runs until `stop` says so.
+pub(super) async fn baselines(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let now = now_ms();
+        if let Ok(config) = state.config() {
+            let checks = check_ids(&config);
+            let regions: Vec<String> = config
+                .catalog
+                .regions()
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect();
+            let started = tokio::time::Instant::now();
+            let computed = state
+                .readers
+                .read_background(move |s| {
+                    let mut all = Baselines::new();
+                    for region in &regions {
+                        all.insert(region.clone(), region_baselines(s, &checks, region, now)?);
+                    }
+                    Ok(all)
+                })
+                .await;
+            match computed {
+                Ok(all) => {
+                    tracing::debug!(
+                        regions = all.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "map baselines computed"
+                    );
+                    *state
+                        .latency
+                        .baselines
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((now, Arc::new(all)));
+                }
+                Err(error) => tracing::warn!(%error, "computing the map's baselines failed"),
+            }
+        }
+        // At the next hour's start, when "the same hour" moves on.
+        let wait = HOUR_MS - now.rem_euclid(HOUR_MS) + 1_000;
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(wait.unsigned_abs())) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One region's baselines: each phase's p50/p95 over the same hour (±30 min) of the seven
+/// previous days, merged over every check.
+fn region_baselines(
+    s: &crate::store::Store,
+    checks: &[String],
+    id: &str,
+    now: i64,
+) -> Result<HashMap<&'static str, (f64, f64)>, crate::store::StoreError> {
+    let mut out = HashMap::new();
+    for phase in PHASES {
+        let mut base = crate::store::rollup::new_sketch();
+        for day in 1..=7 {
+            let mid = now - day * DAY_MS;
+            for c in checks {
+                for (_, sketch) in
+                    s.rollup_sketches(c, id, phase, mid - HOUR_MS / 2, mid + HOUR_MS / 2)?
+                {
+                    let _ = base.merge(&sketch);
+                }
+            }
+        }
+        if let Some(b) = crate::store::rollup::summarize(now, &base) {
+            out.insert(phase, (ms(b.p50_us), ms(b.p95_us)));
+        }
+    }
+    Ok(out)
 }
 
 /// Every check id of the configuration.
@@ -424,9 +511,15 @@ impl LatencyCache {
     ) -> Result<Arc<Vec<PhaseView>>, WebError> {
         let now = now_ms();
         let id = region.to_owned();
+        let base = self
+            .baselines
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|(_, all)| all.get(region).cloned());
         let phases = state
             .readers
-            .read_rollups(move |s| region_phases(s, &checks, &id, now))
+            .read_rollups(move |s| region_phases(s, &checks, &id, now, base.as_ref()))
             .await?;
         let phases = Arc::new(phases);
         let mut detail = self.detail.lock().await;
@@ -438,45 +531,28 @@ impl LatencyCache {
     }
 }
 
-/// A region's phases now against the same hour of the previous seven days.
+/// A region's phases over the last five minutes, against `base`.
 fn region_phases(
     s: &crate::store::Store,
     checks: &[String],
     id: &str,
     now: i64,
+    base: Option<&HashMap<&'static str, (f64, f64)>>,
 ) -> Result<Vec<PhaseView>, crate::store::StoreError> {
     let mut out = Vec::new();
     for phase in PHASES {
         let recent = s.rollup_region(checks, id, phase, now - RECENT_MS, now + 60_000, false)?;
-        // The same hour of the seven previous days, merged.
-        let mut base = crate::store::rollup::new_sketch();
-        let mut any = false;
-        for day in 1..=7 {
-            let mid = now - day * DAY_MS;
-            for c in checks {
-                for (_, sketch) in
-                    s.rollup_sketches(c, id, phase, mid - HOUR_MS / 2, mid + HOUR_MS / 2)?
-                {
-                    let _ = base.merge(&sketch);
-                    any = true;
-                }
-            }
-        }
-        let base = if any {
-            crate::store::rollup::summarize(now, &base)
-        } else {
-            None
-        };
+        let b = base.and_then(|b| b.get(phase)).copied();
         let r = recent.first();
-        if r.is_none() && base.is_none() {
+        if r.is_none() && b.is_none() {
             continue;
         }
         out.push(PhaseView {
             phase,
             p50_ms: r.map(|s| ms(s.p50_us)),
             p95_ms: r.map(|s| ms(s.p95_us)),
-            base_p50_ms: base.as_ref().map(|s| ms(s.p50_us)),
-            base_p95_ms: base.as_ref().map(|s| ms(s.p95_us)),
+            base_p50_ms: b.map(|b| b.0),
+            base_p95_ms: b.map(|b| b.1),
             count: r.map_or(0, |s| s.count),
         });
     }
