@@ -15,6 +15,8 @@
 //!   uplink and scheduler over the world model) on loopback in real time, a scripted fault.
 //!
 //! - [`drafts`]: member-message drafts per incident and stage, from editable templates.
+//! - [`export`]: post-mortems of stored incidents (Markdown or JSON, a latency chart in SVG)
+//!   and trends of time to detect, communicate and resolve per month and class.
 //!
 //! The web map arrives with its issue.
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod drafts;
+pub mod export;
 pub mod geoip;
 pub mod pki;
 pub mod service;

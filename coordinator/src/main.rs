@@ -132,6 +132,25 @@ enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// One stored incident: its post-mortem.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// Time to detect, resolve and (site incidents) communicate per UTC month and class over
+    /// the stored incidents: median, p90 and count.
+    #[command(
+        after_help = "Examples:\n  coordinator trends --data-dir /var/lib/meridian\n  coordinator trends --data-dir /var/lib/meridian --since 2026-01 --json"
+    )]
+    Trends {
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print one JSON object (what `GET /api/v1/trends` returns) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// First month included, YYYY-MM (UTC, by onset).
+        #[arg(long, value_parser = parse_month)]
+        since: Option<meridian_coordinator::export::trends::Month>,
+    },
     /// Member messages: the drafts the coordinator offered for its incidents, and a person's
     /// edit, approval and publication of them. Nothing is published without approval.
     #[command(subcommand)]
@@ -164,6 +183,51 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
         let all: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
         format!("expected one of {}", all.join(", "))
     })
+}
+
+fn parse_month(s: &str) -> Result<meridian_coordinator::export::trends::Month, String> {
+    meridian_coordinator::export::trends::Month::parse(s)
+        .ok_or_else(|| "expected a month as YYYY-MM".to_string())
+}
+
+/// The post-mortem's formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// Markdown, linking the chart.
+    Md,
+    /// One JSON object, the chart's series included.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum IncidentCommand {
+    /// Write a stored incident's post-mortem: key moments and the timeline (detection's
+    /// history, the member messages' drafting, approval and publication), time to detect,
+    /// communicate and resolve, the affected regions by their member-facing names, the
+    /// evidence, the explanation and a chart of the round trip per minute (exit 1 when there
+    /// is no such incident, 2 for a usage error).
+    #[command(
+        after_help = "Examples:\n  coordinator incident export 12 --data-dir /var/lib/meridian --format md --output pm-12.md --chart pm-12.svg\n  coordinator incident export 12 --data-dir /var/lib/meridian --format json\n\nRegion names come from the built-in catalog, or the file --regions names (the one the\ncoordinator ran with). The chart spans 30 min before onset to 30 min after resolution (or\nnow): the affected regions and the three healthy ones with the most data."
+    )]
+    Export {
+        /// The incident's id, as `coordinator incidents` lists it.
+        id: u64,
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// md or json.
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+        /// Write the post-mortem here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write the latency chart here (SVG); the Markdown links it.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// A region catalog file; the built-in catalog when omitted.
+        #[arg(long)]
+        regions: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -403,6 +467,78 @@ fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> 
     }
     let _ = writeln!(out, "{} incidents", records.len());
     Ok(out)
+}
+
+/// `coordinator incident export`: exit 1 when there is no incident `id`.
+fn export(
+    id: u64,
+    data_dir: &Path,
+    format: ExportFormat,
+    output: Option<&Path>,
+    chart: Option<&Path>,
+    regions: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use meridian_coordinator::export::PostMortem;
+    let catalog = match regions.map(Catalog::load).transpose() {
+        Ok(c) => c.unwrap_or_else(Catalog::builtin),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // Read-only: a mistyped directory is "no such incident", not a new empty database.
+    if !data_dir.join("meridian.db").exists() {
+        eprintln!(
+            "coordinator: no incident {id}: no database in {}",
+            data_dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let store = Store::open_reader(data_dir)?;
+    let Some(pm) = PostMortem::gather(&store, id, &catalog, now_ms())? else {
+        eprintln!("coordinator: no incident {id} in {}", data_dir.display());
+        return Ok(ExitCode::from(1));
+    };
+    if let Some(path) = chart {
+        std::fs::write(path, pm.svg()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let text = match format {
+        ExportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&pm)?),
+        ExportFormat::Md => {
+            // The link is relative when the chart sits next to the Markdown file.
+            let link = chart.map(|c| {
+                let beside = output.and_then(Path::parent) == c.parent()
+                    || output.is_none() && c.parent() == Some(Path::new(""));
+                match c.file_name() {
+                    Some(name) if beside => name.to_string_lossy().into_owned(),
+                    _ => c.display().to_string(),
+                }
+            });
+            pm.markdown(link.as_deref())
+        }
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coordinator trends`: a table, or one JSON object.
+fn trends(
+    data_dir: &Path,
+    json: bool,
+    since: Option<meridian_coordinator::export::trends::Month>,
+) -> anyhow::Result<String> {
+    let store = open_data_dir(data_dir)?;
+    let t = meridian_coordinator::export::gather_trends(&store, since)?;
+    Ok(if json {
+        format!("{}\n", serde_json::to_string(&t)?)
+    } else {
+        meridian_coordinator::export::trends::text(&t)
+    })
 }
 
 /// `coordinator draft`: the stored incident's member message at `stage`, as text (title,
@@ -829,6 +965,28 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             stage,
             json,
         } => return draft(&config, id, stage, json),
+        Command::Incident(IncidentCommand::Export {
+            id,
+            data_dir,
+            format,
+            output,
+            chart,
+            regions,
+        }) => {
+            return export(
+                id,
+                &data_dir,
+                format,
+                output.as_deref(),
+                chart.as_deref(),
+                regions.as_deref(),
+            );
+        }
+        Command::Trends {
+            data_dir,
+            json,
+            since,
+        } => print!("{}", trends(&data_dir, json, since)?),
         Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             if store.revoke_probe(&id, now_ms())? {

@@ -14,6 +14,7 @@ mod deploy;
 mod detection;
 mod dns_checks;
 mod dns_phase;
+mod export;
 mod redirects;
 mod reload;
 mod timing;

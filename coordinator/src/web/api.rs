@@ -277,36 +277,55 @@ pub async fn incident(
     Ok(Json(value))
 }
 
-/// Detection's timeline with the messages' moments, oldest first.
-pub(super) fn merged_timeline(
-    record: &IncidentRecord,
-    messages: &[MessageRecord],
-) -> Vec<(i64, String)> {
-    let mut out: Vec<(i64, String)> = record
-        .timeline
-        .iter()
-        .map(|t| (t.at_ms, t.what.clone()))
-        .collect();
-    for m in messages {
-        out.push((
-            m.drafted_ms,
-            format!("{} message drafted: \"{}\"", m.stage, m.title),
-        ));
-        if let (Some(at), Some(by)) = (m.approved_ms, &m.approved_by) {
-            out.push((at, format!("{} message approved by {by}", m.stage)));
-        }
-        if let (Some(at), Some(by)) = (m.published_ms, &m.published_by) {
-            out.push((
-                at,
-                format!(
-                    "{} message published to members by {by}: \"{}\"",
-                    m.stage, m.title
-                ),
-            ));
-        }
-    }
-    out.sort_by_key(|(at, _)| *at);
-    out
+/// Detection's timeline with the messages' moments, oldest first (shared with the
+/// post-mortem export).
+pub(super) use crate::export::merged_timeline;
+
+/// `GET /api/v1/incidents/{id}/export`: the incident's post-mortem, as `coordinator incident
+/// export ID --format json` prints it (region names from the running configuration's catalog).
+pub async fn export_incident(
+    _: Staff,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::export::PostMortem>, WebError> {
+    let config = state.config()?;
+    let now = now_ms();
+    // The chart reads rollups: the lane for long reads, not the quick pool.
+    state
+        .readers
+        .read_rollups(move |s| crate::export::PostMortem::gather(s, id, &config.catalog, now))
+        .await?
+        .map(Json)
+        .ok_or_else(|| WebError::NotFound(format!("no incident {id}")))
+}
+
+/// The trends' query.
+#[derive(Debug, Deserialize)]
+pub struct TrendsQuery {
+    /// First month included, `YYYY-MM` (UTC).
+    #[serde(default)]
+    since: Option<String>,
+}
+
+/// `GET /api/v1/trends?since=2026-01`: time to detect, resolve and (site incidents)
+/// communicate per month and class, as `coordinator trends --json` prints them.
+pub async fn trends(
+    _: Staff,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TrendsQuery>,
+) -> Result<Json<crate::export::trends::Trends>, WebError> {
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(
+            crate::export::trends::Month::parse(s)
+                .ok_or_else(|| WebError::BadRequest(format!("since {s:?}: a month as YYYY-MM")))?,
+        ),
+    };
+    let trends = state
+        .readers
+        .read(move |s| crate::export::gather_trends(s, since))
+        .await?;
+    Ok(Json(trends))
 }
 
 /// The message list's query.

@@ -286,6 +286,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/regions/{id}/series", get(api::series))
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
+        .route("/api/v1/trends", get(api::trends))
+        .route("/api/v1/incidents/{id}/export", get(api::export_incident))
         .route("/api/v1/messages", get(api::messages))
         .route(
             "/api/v1/messages/{id}",
