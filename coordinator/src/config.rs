@@ -54,6 +54,8 @@ pub struct CoordinatorConfig {
     pub drafts: DraftSettings,
     /// The web UI: sessions, tokens, the status page's title and public address.
     pub web: WebSettings,
+    /// Where incident alerts go (`[alerting]`, see [`crate::alerting`]); no sinks by default.
+    pub alerting: crate::alerting::AlertingSettings,
 }
 
 /// The `[web]` table.
@@ -69,6 +71,9 @@ pub struct WebSettings {
     pub public_url: Option<String>,
     /// The status page's title (default "Service status").
     pub title: String,
+    /// The bearer token a Prometheus scrape of `/metrics` must send; without one, `/metrics`
+    /// is open to whoever reaches `listen.http` (see `crate::metrics`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -78,6 +83,7 @@ impl Default for WebSettings {
             api_token_ttl: Duration::from_secs(90 * 86_400),
             public_url: None,
             title: "Service status".to_string(),
+            metrics_token: None,
         }
     }
 }
@@ -159,6 +165,8 @@ struct Raw {
     drafts: RawDrafts,
     #[serde(default)]
     web: RawWeb,
+    #[serde(default)]
+    alerting: crate::alerting::settings::RawAlerting,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +180,8 @@ struct RawWeb {
     public_url: Option<Spanned<String>>,
     #[serde(default)]
     title: Option<Spanned<String>>,
+    #[serde(default)]
+    metrics_token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -419,6 +429,17 @@ impl CoordinatorConfig {
             Some(t) => t.get_ref().trim().to_string(),
             None => WebSettings::default().title,
         };
+        let metrics_token = raw.web.metrics_token.as_ref().map(|t| {
+            let token = t.get_ref();
+            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                issues.push(src.issue(
+                    t.span(),
+                    "web.metrics_token",
+                    "must be at least 16 characters of visible ASCII, no spaces (it is sent as `Authorization: Bearer TOKEN`)",
+                ));
+            }
+            token.clone()
+        });
         let draft_templates = match &raw.drafts.templates {
             Some(p) if p.get_ref().trim().is_empty() => {
                 issues.push(src.issue(
@@ -516,6 +537,7 @@ impl CoordinatorConfig {
             });
         }
 
+        let alerting = crate::alerting::settings::validate(raw.alerting, src, base, &mut issues);
         let geoip = raw
             .geoip
             .and_then(|g| geoip_files(g, base, src, &mut issues));
@@ -547,7 +569,9 @@ impl CoordinatorConfig {
                 api_token_ttl,
                 public_url,
                 title,
+                metrics_token,
             },
+            alerting,
         })
     }
 }

@@ -59,6 +59,21 @@ fn the_web_table_is_read() {
         Some("https://status.example.com")
     );
     assert_eq!(c.web.title, "Example status");
+    assert_eq!(c.web.metrics_token, None);
+}
+
+#[test]
+fn the_metrics_token_is_read() {
+    let src = SourceFile::new(
+        "c.toml",
+        "data_dir = \"d\"\n[listen]\nquic = \"127.0.0.1:4433\"\n[web]\n\
+         metrics_token = \"0123456789abcdef-scrape\"\n",
+    );
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    assert_eq!(
+        c.web.metrics_token.as_deref(),
+        Some("0123456789abcdef-scrape")
+    );
 }
 
 #[test]
@@ -164,4 +179,99 @@ fn every_invalid_file_produces_exactly_its_expected_message() {
         seen += 1;
     }
     assert!(seen >= 4, "only {seen} fixtures");
+}
+
+#[test]
+fn the_examples_alerting_is_valid_once_uncommented() {
+    // Shipped commented out (it names receivers that do not exist); uncommented, it parses.
+    let text = std::fs::read_to_string(manifest_dir().join("coordinator.example.toml")).unwrap();
+    let mut inside = false;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            inside = (inside || l == "# [alerting]") && l.starts_with('#');
+            match l.strip_prefix("# ").or(l.strip_prefix('#')) {
+                Some(rest) if inside => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect();
+    let src = SourceFile::new("coordinator.example.toml", text);
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    let a = &c.alerting;
+    let kinds: Vec<_> = a.sinks.iter().map(|s| (s.name.as_str(), s.route)).collect();
+    use crate::alerting::Route;
+    assert_eq!(
+        kinds,
+        [
+            ("alertmanager", Route::Site),
+            ("ops-webhook", Route::Operational),
+            ("slack", Route::Operational),
+            ("pagerduty", Route::Site),
+        ]
+    );
+    assert!(a.sinks[3].tickets && !a.sinks[0].tickets);
+    assert_eq!(a.retry.max_total, Duration::from_secs(120));
+    assert_eq!(
+        a.runbook_url.as_deref(),
+        Some("https://runbooks.example.com/meridian/{class}")
+    );
+}
+
+#[test]
+fn alerting_defaults_and_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hmac.key"), "s3cret-key\n").unwrap();
+    std::fs::write(
+        dir.path().join("slack.url"),
+        "https://hooks.slack.com/services/T/B/X\n",
+    )
+    .unwrap();
+    let src = SourceFile::new(
+        "c.toml",
+        "data_dir = \"d\"\n[listen]\nquic = \"127.0.0.1:4433\"\n\
+         [[alerting.sink]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_file = \"hmac.key\"\n\
+         [[alerting.sink]]\nkind = \"slack\"\nroute = \"operational\"\nurl_file = \"slack.url\"\n\
+         [[alerting.sink]]\nkind = \"pagerduty\"\nrouting_key = \"abc\"\n",
+    );
+    let c = CoordinatorConfig::from_source(&src, dir.path()).unwrap();
+    use crate::alerting::{Secret, SinkKind};
+    let a = &c.alerting;
+    assert_eq!(a.queue, 256);
+    assert_eq!(a.retry.max_attempts, 5);
+    assert_eq!(
+        a.sinks[0].kind,
+        SinkKind::Webhook {
+            url: "http://127.0.0.1:9/h".parse().unwrap(),
+            secret: Secret("s3cret-key".into()),
+        }
+    );
+    assert_eq!(
+        a.sinks[1].kind,
+        SinkKind::Slack {
+            url: Secret("https://hooks.slack.com/services/T/B/X".into())
+        }
+    );
+    match &a.sinks[2].kind {
+        SinkKind::PagerDuty { url, routing_key } => {
+            assert_eq!(url.as_str(), crate::alerting::settings::PAGERDUTY_URL);
+            assert_eq!(routing_key.0, "abc");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Secrets never reach a log line through `Debug`.
+    let debug = format!("{a:?}");
+    assert!(
+        !debug.contains("s3cret")
+            && !debug.contains("hooks.slack.com")
+            && !debug.contains("\"abc\""),
+        "{debug}"
+    );
+    // Without [alerting], no sinks.
+    let src = SourceFile::new(
+        "c.toml",
+        "data_dir = \"d\"\n[listen]\nquic = \"127.0.0.1:4433\"\n",
+    );
+    let c = CoordinatorConfig::from_source(&src, dir.path()).unwrap();
+    assert_eq!(c.alerting, crate::alerting::AlertingSettings::default());
 }

@@ -17,15 +17,20 @@
 //! - [`drafts`]: member-message drafts per incident and stage, from editable templates.
 //! - [`export`]: post-mortems of stored incidents (Markdown or JSON, a latency chart in SVG)
 //!   and trends of time to detect, communicate and resolve per month and class.
+//! - [`metrics`]: `/metrics` for Prometheus: ingest counters, probe liveness and clocks, open
+//!   incidents, per-(check, region, phase) latency histograms.
+//! - [`alerting`]: incident alerts to Alertmanager, signed webhooks, Slack and PagerDuty.
 //!
 //! The web map arrives with its issue.
 
+pub mod alerting;
 pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod drafts;
 pub mod export;
 pub mod geoip;
+pub mod metrics;
 pub mod pki;
 pub mod service;
 pub mod sim;

@@ -16,8 +16,11 @@
 //! The web side (`listen.http`, see `meridian_coordinator::web`) runs beside the service and
 //! logs "web UI on http://ADDR/" at INFO; it stops with it, requests in flight given 5 s.
 //!
+//! With `[alerting]` sinks, the alert dispatcher (`meridian_coordinator::alerting`) runs on
+//! the same runtime, fed by the detection thread; alerts still queued at shutdown are dropped.
+//!
 //! Settings other than the targets and retentions (addresses, data directory, enrolment, the
-//! `[web]` table) need a restart; a reload that changes them says so.
+//! `[web]` and `[alerting]` tables) need a restart; a reload that changes them says so.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use meridian_coordinator::alerting::{Dispatcher, Links};
 use meridian_coordinator::config::CoordinatorConfig;
 use meridian_coordinator::pki::Ca;
 use meridian_coordinator::service::{Service, ServiceConfig, ServiceHandle};
@@ -63,11 +67,25 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
     let hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
 
     let config = Arc::new(config);
+    // Alerting (`[alerting]`): the dispatcher runs on this runtime; the detection thread feeds
+    // it through the service. Without sinks, nothing runs.
+    let alerting = (!config.alerting.sinks.is_empty()).then(|| {
+        let links = Links {
+            web: config
+                .web
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.http)),
+            runbook: config.alerting.runbook_url.clone(),
+        };
+        Dispatcher::start(&config.alerting, links)
+    });
     let service_config = ServiceConfig {
         server_names: config.server_names.clone(),
         probe_cert_validity: config.cert_validity,
         targets: Some(config.clone()),
         geoip,
+        alerts: alerting.as_ref().map(|d| d.sender.clone()),
         ..ServiceConfig::default()
     };
     let service = Service::bind(socket, ca, store, service_config)?;
@@ -202,10 +220,11 @@ async fn reload(
             || new.data_dir != old.data_dir
             || new.server_names != old.server_names
             || new.web != old.web
+            || new.alerting != old.alerting
         {
             tracing::warn!(
                 why,
-                "listen addresses, server names, data_dir and [web] take effect at the next restart"
+                "listen addresses, server names, data_dir, [web] and [alerting] take effect at the next restart"
             );
         }
         let new = Arc::new(new);

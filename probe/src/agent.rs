@@ -23,8 +23,9 @@
 //! log rotation can move it away), the spool bounds, and, when the coordinators or the
 //! certificate, key or CA files changed, the uplink restarted on the new list with the spool's
 //! cursors following it (a removed coordinator's cursor is deleted and holds nothing back, and
-//! its assignment stops running). Where state lives (`state_dir`, `spool_dir`) and becoming
-//! linked or standalone need a restart: a file that changes them is refused whole
+//! its assignment stops running). Where state lives (`state_dir`, `spool_dir`), the
+//! `/metrics` listener (`metrics_listen`, [`crate::metrics`]) and becoming linked or standalone
+//! need a restart: a file that changes them is refused whole
 //! ([`ProbeConfig::restart_only_changes`]). A reload that restarts the uplink answers the
 //! coordinator's `Reload` first; the answer may still be lost with the old session.
 
@@ -45,6 +46,7 @@ use crate::burst;
 use crate::config::ProbeConfig;
 use crate::enroll::StateFiles;
 use crate::http::{HttpEnv, tls};
+use crate::metrics::{CheckLabels, ProbeMetrics};
 use crate::runner::{Runner, unix_ms};
 use crate::schedule::{Limited, Permits, Slot, Stats};
 use crate::spool::Spool;
@@ -126,6 +128,14 @@ pub async fn run(
         Some(path) => Some(open_results(path).await?),
         None => None,
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics_listen {addr}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         probe_id = %config.probe_id,
         region = %config.region,
@@ -202,6 +212,27 @@ pub async fn run(
     ));
     let (results_path_tx, mut results_path) = watch::channel(config.results.clone());
     let spool = linked.as_ref().map(|l| l.spool.clone());
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let plan = desired_tx.subscribe();
+            let m = Arc::new(ProbeMetrics::new(
+                move || plan.borrow().checks.iter().map(CheckLabels::of).collect(),
+                stats.clone(),
+                spool.clone(),
+            ));
+            if let Some(uplink) = linked.as_ref().and_then(|l| l.uplink.as_ref()) {
+                m.set_links(uplink.links());
+            }
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                m.clone(),
+                shutdown_rx.clone(),
+            ));
+            Some(m)
+        }
+        None => None,
+    };
     let control = Control {
         config_path: config_path.to_path_buf(),
         config,
@@ -213,6 +244,7 @@ pub async fn run(
         link: linked,
         relinked: false,
         results: results_path_tx,
+        metrics: metrics.clone(),
     };
     let controller = tokio::spawn(control.run(reloads, shutdown_rx.clone()));
     tokio::spawn(async move {
@@ -253,6 +285,9 @@ pub async fn run(
                 file.write_all(&line).await.context("writing a result")?;
             }
             file.flush().await.context("writing a result")?;
+        }
+        if let Some(m) = &metrics {
+            records.iter().for_each(|r| m.record(&r.result));
         }
         for r in &records {
             tracing::info!(target: "meridian::result", burst = ?r.burst.map(|b| b.burst_id), "{}", summary(&r.result));
@@ -408,6 +443,8 @@ struct Control {
     relinked: bool,
     /// The results file the writer appends to, sent again on every reload (it reopens it).
     results: watch::Sender<Option<PathBuf>>,
+    /// `/metrics`, told about every uplink (re)start; `None` without `metrics_listen`.
+    metrics: Option<Arc<ProbeMetrics>>,
 }
 
 /// A linked probe's delivery side, which a reload may restart.
@@ -755,6 +792,15 @@ impl Control {
             Err(error) => {
                 tracing::error!(%error, "uplink not restarted: results spool until a reload that works")
             }
+        }
+        if let Some(m) = &self.metrics {
+            m.set_links(
+                linked
+                    .uplink
+                    .as_ref()
+                    .map(Uplink::links)
+                    .unwrap_or_default(),
+            );
         }
         linked.tls = tls;
         self.relinked = true;

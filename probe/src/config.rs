@@ -58,6 +58,8 @@ pub struct ProbeConfig {
     pub checks: Vec<Check>,
     /// The coordinators and the spool, when `[[coordinator]]` tables are present.
     pub link: Option<LinkConfig>,
+    /// Where `/metrics` is served for Prometheus (`metrics_listen`); none by default.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How a linked probe reaches its coordinators.
@@ -119,6 +121,8 @@ struct Raw {
     spool_max_age: Option<Spanned<String>>,
     #[serde(default)]
     coordinator: Vec<Spanned<RawCoordinator>>,
+    #[serde(default)]
+    metrics_listen: Option<Spanned<String>>,
     #[serde(default)]
     http: Vec<Spanned<meridian_shared::check::parse::RawHttpCheck>>,
     #[serde(default)]
@@ -267,6 +271,22 @@ impl ProbeConfig {
             path
         });
 
+        let metrics_listen = raw.metrics_listen.as_ref().and_then(|m| {
+            m.get_ref()
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    issues.push(src.issue(
+                        m.span(),
+                        "metrics_listen",
+                        format!(
+                            "{:?} is not IP:PORT such as \"127.0.0.1:9465\" (where Prometheus scrapes /metrics)",
+                            m.get_ref()
+                        ),
+                    ))
+                })
+                .ok()
+        });
+
         let declared = !raw.http.is_empty() || !raw.dns.is_empty();
         let checks = RawChecks {
             http: raw.http,
@@ -300,6 +320,7 @@ impl ProbeConfig {
             results: raw.results.map(|r| base.join(r)),
             checks,
             link: link.map(|(link, _)| link),
+            metrics_listen,
         })
     }
 }
@@ -308,10 +329,19 @@ impl ProbeConfig {
     /// The settings in which `self` (a file just read) differs from `running` (the
     /// configuration in force) that a running probe cannot take on: `state_dir` and
     /// `spool_dir` (the identity, the assignments and the spool live there, open and locked),
-    /// and `[[coordinator]]` tables appearing or disappearing (a standalone probe has no spool
-    /// or uplink to reconfigure, a linked one no way to drop them without losing results).
-    /// Empty when a reload can apply `self`.
+    /// `[[coordinator]]` tables appearing or disappearing (a standalone probe has no spool
+    /// or uplink to reconfigure, a linked one no way to drop them without losing results), and
+    /// `metrics_listen` (bound once at start). Empty when a reload can apply `self`.
     pub fn restart_only_changes(&self, running: &ProbeConfig) -> Vec<&'static str> {
+        let mut changed = self.link_restart_changes(running);
+        if self.metrics_listen != running.metrics_listen {
+            changed.push("metrics_listen");
+        }
+        changed
+    }
+
+    /// [`ProbeConfig::restart_only_changes`] of the link settings.
+    fn link_restart_changes(&self, running: &ProbeConfig) -> Vec<&'static str> {
         match (&self.link, &running.link) {
             (None, None) => Vec::new(),
             (Some(_), None) => vec!["[[coordinator]] (a standalone probe becoming linked)"],
@@ -655,5 +685,16 @@ mod tests {
         );
         assert_eq!(standalone("a").restart_only_changes(&running).len(), 1);
         assert_eq!(running.restart_only_changes(&standalone("a")).len(), 1);
+        let metrics = linked("metrics_listen = \"127.0.0.1:9465\"");
+        assert_eq!(
+            metrics.metrics_listen,
+            Some("127.0.0.1:9465".parse().unwrap())
+        );
+        assert_eq!(running.metrics_listen, None, "off by default");
+        assert_eq!(
+            metrics.restart_only_changes(&running),
+            ["metrics_listen"],
+            "the listener is bound once, at start"
+        );
     }
 }

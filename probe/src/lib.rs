@@ -10,7 +10,7 @@
 //! reads back). What coordinators send back is applied by the agent: [`assignment`] keeps each
 //! coordinator's latest assignment on disk and merges them, [`supervise`] restarts the
 //! scheduler when the merge changes, and [`burst`] runs a check on demand within the same
-//! concurrency limit.
+//! concurrency limit. [`metrics`] serves `/metrics` for Prometheus when `metrics_listen` is set.
 
 pub mod agent;
 pub mod assignment;
@@ -21,6 +21,7 @@ pub mod dns;
 pub mod enroll;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod output;
 pub mod resolve;
 pub mod runner;

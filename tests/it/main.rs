@@ -3,6 +3,7 @@
 //! behaviour; the harness lives in `meridian_tests` (`tests/src`).
 
 mod agent;
+mod alerting;
 mod architecture;
 mod browser;
 mod cli;
@@ -15,6 +16,7 @@ mod detection;
 mod dns_checks;
 mod dns_phase;
 mod export;
+mod metrics;
 mod redirects;
 mod reload;
 mod timing;

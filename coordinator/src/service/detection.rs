@@ -36,6 +36,10 @@
 //! - **Incidents**: every transition is logged at INFO (id, class, regions, targets,
 //!   explanation) and the incident upserted through the store thread without waiting; its
 //!   stored id is the engine's plus the run's base (see `store::incidents`), known at once.
+//! - **Alerts**: every transition is handed to the alert dispatcher
+//!   ([`ServiceConfig::alerts`](super::ServiceConfig), see [`crate::alerting`]) with
+//!   `try_send`, before it is stored: the dispatcher routes and delivers it on the runtime, so
+//!   a slow receiver never holds up detection.
 //! - **Member drafts**: with each transition of a site incident the coordinator offers its
 //!   member messages ([`crate::drafts`], wording from the configuration in force):
 //!   investigating and identified while it is open, monitoring and resolved once it resolved.
@@ -55,6 +59,7 @@ use meridian_shared::wire::{BurstTag, CommandKind, SequencedResult};
 
 use super::live::{Event, LiveView, OpenIncident};
 use super::{Counters, Shared, now_ms};
+use crate::alerting::Transition;
 use crate::config::CoordinatorConfig;
 use crate::detect::{Action, BurstOrder, Engine, Params, ProbeInfo, RegionInfo, Topology};
 use crate::drafts::{Draft, Names, Stage, Templates};
@@ -388,6 +393,7 @@ impl Worker {
                 id: self.id_base + i.id,
                 class: i.class.as_str().to_string(),
                 state: StoredState::from(i.state).as_str().to_string(),
+                severity: i.severity.as_str().to_string(),
                 regions: i.regions.iter().cloned().collect(),
                 operational: i.class.is_operational(),
             })
@@ -409,11 +415,11 @@ impl Worker {
         for action in actions {
             match action {
                 Action::Burst(order) => self.burst(&shared, &order, now),
-                Action::Opened(id) => self.transition(&shared, id, "opened", now),
-                Action::Paged(id) => self.transition(&shared, id, "paged", now),
-                Action::Updated(id) => self.transition(&shared, id, "updated", now),
-                Action::Resolved(id) => self.transition(&shared, id, "resolved", now),
-                Action::Reopened(id) => self.transition(&shared, id, "reopened", now),
+                Action::Opened(id) => self.transition(&shared, id, Transition::Opened, now),
+                Action::Paged(id) => self.transition(&shared, id, Transition::Paged, now),
+                Action::Updated(id) => self.transition(&shared, id, Transition::Updated, now),
+                Action::Resolved(id) => self.transition(&shared, id, Transition::Resolved, now),
+                Action::Reopened(id) => self.transition(&shared, id, Transition::Reopened, now),
             }
         }
     }
@@ -510,7 +516,7 @@ impl Worker {
         );
     }
 
-    fn transition(&mut self, shared: &Shared, engine_id: u64, what: &'static str, now: i64) {
+    fn transition(&mut self, shared: &Shared, engine_id: u64, what: Transition, now: i64) {
         let Some(incident) = self.engine.incident(engine_id) else {
             return;
         };
@@ -526,6 +532,10 @@ impl Worker {
             explanation = %record.explanation,
             "incident {what}"
         );
+        // Alerting never blocks this thread: a full queue drops (counted, WARN).
+        if let Some(alerts) = &shared.config.alerts {
+            alerts.send(&record, what);
+        }
         let id = record.id;
         let drafts = self.drafts(shared, &record, now);
         let events = shared.views.events.clone();

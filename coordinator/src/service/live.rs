@@ -39,6 +39,8 @@ pub struct OpenIncident {
     pub class: String,
     /// `confirmed` or `paged`.
     pub state: String,
+    /// `info`, `ticket` or `page` (`detect::Severity`).
+    pub severity: String,
     /// Regions in scope.
     pub regions: Vec<String>,
     /// Whether it is about the monitoring network itself (probe faults, clocks, silences).

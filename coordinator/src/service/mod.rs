@@ -139,6 +139,9 @@ pub struct ServiceConfig {
     /// The GeoIP databases probes' addresses are looked up in, opened once at start; without
     /// them only the operator's pins give probes a network (default none).
     pub geoip: Option<Arc<GeoIp>>,
+    /// Where the detection thread hands incident transitions for alerting (the dispatcher of
+    /// [`crate::alerting`]; default none: nothing is alerted).
+    pub alerts: Option<crate::alerting::AlertSender>,
 }
 
 impl Default for ServiceConfig {
@@ -157,6 +160,7 @@ impl Default for ServiceConfig {
             flush_interval: Duration::from_secs(15),
             revocation_poll: Duration::from_secs(2),
             geoip: None,
+            alerts: None,
         }
     }
 }
@@ -278,6 +282,8 @@ struct Shared {
     detection: detection::Feed,
     /// The detection thread's latest view and the changes pages are told about.
     views: live::Live,
+    /// Latency histograms and failure counts of stored results, for `/metrics`.
+    checks: Arc<crate::metrics::CheckMetrics>,
 }
 
 /// One live link connection.
@@ -413,6 +419,7 @@ impl ServiceHandle {
                 "the smallest check interval changed: detection keeps its time scale until restart"
             );
         }
+        self.shared.checks.set_targets(&config);
         *self
             .shared
             .targets
@@ -481,6 +488,11 @@ impl ServiceHandle {
     /// Tells pages about a change made outside detection (a person edited a message).
     pub fn announce(&self, event: live::Event) {
         self.shared.views.announce(event);
+    }
+
+    /// The latency histograms and failure counts fed at ingest (`/metrics`).
+    pub fn check_metrics(&self) -> &Arc<crate::metrics::CheckMetrics> {
+        &self.shared.checks
     }
 
     /// Every enrolled, non-revoked probe: live or not, last seen, silent, clock offset.
@@ -601,10 +613,14 @@ impl Service {
             }
         };
         state::install(&mut probes, versioned, registry);
+        let checks = Arc::new(crate::metrics::CheckMetrics::default());
+        if let Some(config) = &targets {
+            checks.set_targets(config);
+        }
         let shared = Arc::new(Shared {
             config,
             counters: Counters::default(),
-            store: StoreThread::spawn(store, feed.clone())?,
+            store: StoreThread::spawn(store, feed.clone(), checks.clone())?,
             ca,
             live: Mutex::new(HashMap::new()),
             state: Mutex::new(probes),
@@ -613,6 +629,7 @@ impl Service {
             next_command: AtomicU64::new(1),
             detection: feed,
             views: live::Live::new(),
+            checks,
         });
         detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox, history)?;
         Ok(Service {

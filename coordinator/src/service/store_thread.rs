@@ -3,13 +3,14 @@
 //! thread comes round (many connections' batches) goes into ONE transaction
 //! ([`Store::ingest_many_fresh`]), one fsync and one rollup merge serve them all, and each
 //! batch's answer (hence its `Ack`) follows that commit. What a commit newly stored is then
-//! handed to detection; duplicates are not.
+//! observed by the `/metrics` histograms and handed to detection; duplicates are not.
 
 use std::sync::Arc;
 
 use meridian_shared::wire::SequencedResult;
 
 use super::{ServiceError, detection};
+use crate::metrics::CheckMetrics;
 use crate::store::{Ingested, ProbeBatch, Store, StoreError};
 
 /// Work for the store thread.
@@ -50,10 +51,12 @@ pub(super) struct StoreThread {
 }
 
 impl StoreThread {
-    /// Starts the thread; what each group commit newly stored goes to `detection`.
+    /// Starts the thread; what each group commit newly stored goes to `metrics` and
+    /// `detection`.
     pub(super) fn spawn(
         mut store: Store,
         detection: detection::Feed,
+        metrics: Arc<CheckMetrics>,
     ) -> Result<StoreThread, std::io::Error> {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -69,7 +72,7 @@ impl StoreThread {
                         taken += 1;
                         match job {
                             Job::Call(f) => {
-                                commit(&mut store, &mut group, &detection);
+                                commit(&mut store, &mut group, &detection, &metrics);
                                 f(&mut store);
                             }
                             Job::Ingest(batch) => {
@@ -81,7 +84,7 @@ impl StoreThread {
                             next = rx.try_recv().ok();
                         }
                     }
-                    commit(&mut store, &mut group, &detection);
+                    commit(&mut store, &mut group, &detection, &metrics);
                 }
             })?;
         Ok(StoreThread { jobs })
@@ -133,8 +136,13 @@ impl StoreThread {
 }
 
 /// Commits the waiting batches in one transaction and answers each (nothing when empty); then
-/// hands the newly stored results to detection.
-fn commit(store: &mut Store, group: &mut Vec<IngestJob>, detection: &detection::Feed) {
+/// hands the newly stored results to the metrics and to detection.
+fn commit(
+    store: &mut Store,
+    group: &mut Vec<IngestJob>,
+    detection: &detection::Feed,
+    metrics: &CheckMetrics,
+) {
     if group.is_empty() {
         return;
     }
@@ -161,6 +169,7 @@ fn commit(store: &mut Store, group: &mut Vec<IngestJob>, detection: &detection::
                     .zip(fresh)
                     .filter_map(|(r, new)| new.then_some(r))
                     .collect();
+                metrics.observe(&job.region, &records);
                 if !records.is_empty() {
                     detection.observe(detection::Observation::Stored {
                         records,

@@ -263,6 +263,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         // Public.
         .route("/healthz", get(|| async { "ok\n" }))
+        // Prometheus: no session; `[web] metrics_token` guards it when set (crate::metrics).
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/status", get(public::page))
         .route("/status/feed.atom", get(public::feed))
         .route("/status/summary.json", get(public::summary))

@@ -192,6 +192,10 @@ pub struct LinkStatus {
     pub failures: AtomicU64,
     /// Batches sent.
     pub batches_sent: AtomicU64,
+    /// Results sent in them (a batch re-sent after a reconnect counts again).
+    pub results_sent: AtomicU64,
+    /// Results the coordinator acknowledged (stored, or refused for good).
+    pub results_acked: AtomicU64,
     /// Records not sent because this coordinator did not assign their check.
     pub skipped: AtomicU64,
     /// The highest sequence this coordinator acknowledged (the cursor).
@@ -306,6 +310,11 @@ impl Uplink {
     /// The commands coordinators send (`Burst`, `Reload`); `None` after the first call.
     pub fn take_commands(&mut self) -> Option<mpsc::Receiver<InboundCommand>> {
         self.commands.take()
+    }
+
+    /// Every coordinator's status, by name, in `probe.toml` order.
+    pub fn links(&self) -> Vec<(String, Arc<LinkStatus>)> {
+        self.links.clone()
     }
 
     /// The status of the coordinator named `name`.

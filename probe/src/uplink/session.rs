@@ -237,6 +237,8 @@ struct InFlight {
     sent: Option<u64>,
     /// Highest sequence read from the spool for it.
     read: u64,
+    /// Results it carries (`LinkStatus::results_acked` once acknowledged).
+    results: u64,
 }
 
 /// Which records go to one coordinator, decided when they are sent: results of the checks it
@@ -415,9 +417,13 @@ async fn session(
                         );
                     }
                     let highest = results.last().map(|r| r.seq);
+                    let carried = results.len() as u64;
                     if let Some(highest) = highest {
                         send_batch(&mut tx, first_seq, results).await?;
                         bump(&link.status.batches_sent);
+                        link.status
+                            .results_sent
+                            .fetch_add(carried, std::sync::atomic::Ordering::Relaxed);
                         tracing::debug!(first_seq, highest, "batch sent");
                     }
                     sent = read;
@@ -427,6 +433,7 @@ async fn session(
                         in_flight.push_back(InFlight {
                             sent: highest,
                             read,
+                            results: carried,
                         });
                     }
                     continue;
@@ -465,10 +472,13 @@ async fn session(
                     }
                 }
                 Some((Ok(CoordinatorMessage::Ack(a)), _)) => {
-                    let mut to = None;
+                    let (mut to, mut acked) = (None, 0);
                     while in_flight.front().is_some_and(|f| f.sent.is_none_or(|s| s <= a.up_to_seq)) {
-                        to = in_flight.pop_front().map(|f| f.read);
+                        if let Some(f) = in_flight.pop_front() {
+                            (to, acked) = (Some(f.read), acked + f.results);
+                        }
                     }
+                    link.status.results_acked.fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
                     let up_to = to.map_or(a.up_to_seq, |r| r.max(a.up_to_seq)).min(sent);
                     ack_cursor(link, &cursor, up_to).await?;
                 }
