@@ -18,7 +18,7 @@ use super::view::status_words;
 use super::{AppState, WebError, now_ms};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("login.html", include_str!("../../web/templates/login.html")),
     ("map.html", include_str!("../../web/templates/map.html")),
@@ -33,6 +33,10 @@ const TEMPLATES: [(&str, &str); 8] = [
     (
         "messages.html",
         include_str!("../../web/templates/messages.html"),
+    ),
+    (
+        "message_forms.html",
+        include_str!("../../web/templates/message_forms.html"),
     ),
     (
         "status.html",

@@ -335,6 +335,15 @@ async fn a_community_manager_approves_and_publishes_and_members_see_it_while_a_v
 
     // The community manager: without the CSRF token nothing happens.
     let manager = login(&site, "carl", "manager-password-1").await;
+    // The community manager is offered the actions, on the incident and in the queue.
+    for page in ["/incidents/7", "/messages"] {
+        let html = get(site.addr, page, Some(&manager)).await.body;
+        assert!(
+            html.contains(&format!("/messages/{message}/approve"))
+                && html.contains(&format!("/messages/{message}/edit")),
+            "{page}: {html}"
+        );
+    }
     let cm_cookie = format!("meridian_session={manager}");
     let a = request(
         site.addr,
