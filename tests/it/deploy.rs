@@ -3,7 +3,7 @@
 //! - the systemd units: the hardening the deployment promises, consistent with their sysusers.d
 //!   and tmpfiles.d files, `systemd-analyze verify` clean, `systemd-analyze security` exposure
 //!   below 2.0;
-//! - the cloud-init template: every placeholder documented; filled in, its probe.toml and its
+//! - the cloud-init template: every template variable documented; filled in, its probe.toml and its
 //!   `probe enroll` command line run against a real coordinator on 127.0.0.1, its script
 //!   parses (`sh -n`), and `cloud-init schema` accepts it (where cloud-init is installed; CI
 //!   installs it);
@@ -210,8 +210,8 @@ async fn exposure(unit: &Path) -> f64 {
         .unwrap_or_else(|| panic!("no overall exposure level in {out:?}"))
 }
 
-/// The placeholders of the cloud-init template, in the order its header documents them.
-const PLACEHOLDERS: [&str; 7] = [
+/// The template variables of the cloud-init template, in the order its header documents them.
+const TEMPLATE_VARIABLES: [&str; 7] = [
     "PROBE_DEB_URL",
     "PROBE_DEB_SHA256",
     "COORDINATOR_NAME",
@@ -222,7 +222,7 @@ const PLACEHOLDERS: [&str; 7] = [
 ];
 
 /// Every `${NAME}` in `text`.
-fn placeholders(text: &str) -> BTreeSet<String> {
+fn template_variables(text: &str) -> BTreeSet<String> {
     text.split("${")
         .skip(1)
         .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_owned()))
@@ -257,17 +257,17 @@ async fn cloud_init_template_enrols_a_probe_and_is_valid_cloud_config() {
     const REGION: &str = "eu-central";
     let template = read("deploy/cloud-init/probe-user-data.yaml");
     assert!(template.starts_with("#cloud-config\n"), "the first line");
-    let expected: BTreeSet<String> = PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = TEMPLATE_VARIABLES.iter().map(|s| s.to_string()).collect();
     assert_eq!(
-        placeholders(&template),
+        template_variables(&template),
         expected,
-        "the template's placeholders"
+        "the template's variables"
     );
     let header: String = template
         .lines()
         .take_while(|l| l.starts_with('#'))
         .collect();
-    for name in PLACEHOLDERS {
+    for name in TEMPLATE_VARIABLES {
         assert!(
             header.contains(name),
             "{name} is not documented in the header"

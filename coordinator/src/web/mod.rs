@@ -122,29 +122,12 @@ impl Readers {
         })
     }
 
-    /// As [`Readers::read`], on the connection of background computations (the map's
-    /// baselines), which nobody waits for.
-    pub async fn read_background<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, WebError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.background.with(f))
-            .await
-            .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
-            .map_err(WebError::from)
-    }
-
     /// Runs `f` on a quick connection, off the runtime (SQLite blocks).
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WebError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.quick.with(f))
-            .await
-            .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
-            .map_err(WebError::from)
+        self.on(|r| &r.quick, f).await
     }
 
     /// As [`Readers::read`], on the rollup lane (reads of many minutes' sketches).
@@ -152,8 +135,26 @@ impl Readers {
         self: &Arc<Self>,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WebError> {
+        self.on(|r| &r.rollups, f).await
+    }
+
+    /// As [`Readers::read`], on the connection of background computations (the map's
+    /// baselines), which nobody waits for.
+    pub async fn read_background<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        self.on(|r| &r.background, f).await
+    }
+
+    /// Runs `f` on a connection of the pool `lane` picks, on a blocking thread.
+    async fn on<T: Send + 'static>(
+        self: &Arc<Self>,
+        lane: fn(&Readers) -> &Pool,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.rollups.with(f))
+        tokio::task::spawn_blocking(move || lane(&me).with(f))
             .await
             .map_err(|e| WebError::Internal(format!("reader task failed: {e}")))?
             .map_err(WebError::from)
@@ -234,7 +235,8 @@ impl From<crate::service::ServiceError> for WebError {
 }
 
 impl WebError {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status it answers with.
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Unauthenticated => StatusCode::UNAUTHORIZED,

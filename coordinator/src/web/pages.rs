@@ -144,18 +144,10 @@ fn me(staff: &Staff) -> J {
 
 /// A page for an error of a form or page request.
 fn error_page(state: &AppState, staff: Option<&Staff>, e: &WebError) -> Response {
-    let status = match e {
-        WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        WebError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        WebError::Forbidden(_) => StatusCode::FORBIDDEN,
-        WebError::NotFound(_) => StatusCode::NOT_FOUND,
-        WebError::Conflict(_) => StatusCode::CONFLICT,
-        WebError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-        WebError::Internal(_) => {
-            tracing::error!(error = %e, "web page failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
+    let status = e.status();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "web page failed");
+    }
     let ctx = context! {
         title => "Not possible",
         me => staff.map(me),
