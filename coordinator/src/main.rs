@@ -1,10 +1,13 @@
 //! `coordinator`: Meridian's central service. Thin CLI over the library: `run` (the QUIC
 //! service, see [`run`]), the region catalog, config validation, enrolment tokens, the probe
 //! registry, the stored incidents, `simulate` (scenario files run through the detection
-//! engine, see [`sim`]) and `demo` (detection live on loopback, see
-//! [`demo`](meridian_coordinator::demo)). Errors map to exit codes here: 0 success, 1 nothing
-//! to do (or, for `simulate` and `demo`, an expectation not met), 2 invalid input.
+//! engine, see [`sim`]), `demo` (detection live on loopback, see
+//! [`demo`](meridian_coordinator::demo)), `migrate` (the schema, as a visible step) and
+//! `completions` (shell scripts generated from these definitions). Errors map to exit codes
+//! here: 0 success, 1 nothing to do (or, for `simulate` and `demo`, an expectation not met), 2
+//! invalid input. Long operations show a [`progress`] bar on stderr when it is a terminal.
 
+mod progress;
 mod run;
 mod user_cmd;
 
@@ -13,13 +16,13 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use meridian_coordinator::config::CoordinatorConfig;
 use meridian_coordinator::drafts::{Names, Stage, Templates};
 use meridian_coordinator::pki::{self, Ca};
 use meridian_coordinator::sim;
-use meridian_coordinator::store::Store;
 use meridian_coordinator::store::probes::ProbeListing;
+use meridian_coordinator::store::{Migration, Store};
 use meridian_shared::regions::{Catalog, RegionId};
 
 #[derive(Parser)]
@@ -108,14 +111,23 @@ enum Command {
         linger: Option<Duration>,
     },
     /// Enrolment tokens.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  coordinator token create --data-dir /var/lib/meridian --region me-south --expires 24h"
+    )]
     Token(TokenCommand),
     /// The probe registry.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coordinator probe list --data-dir /var/lib/meridian\n  coordinator probe revoke me-south-1a --data-dir /var/lib/meridian"
+    )]
     Probe(ProbeCommand),
     /// Staff accounts of the web UI and API (viewer, community-manager, sre-admin) and their
     /// API tokens.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coordinator user add alice --role community-manager --data-dir /var/lib/meridian\n  coordinator user list --data-dir /var/lib/meridian\n  coordinator user token alice --label ci --data-dir /var/lib/meridian"
+    )]
     User(user_cmd::UserCommand),
     /// List the incidents detection stored, oldest first: a table, or one JSON object per line.
     #[command(
@@ -133,7 +145,10 @@ enum Command {
         open: bool,
     },
     /// One stored incident: its post-mortem.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  coordinator incident export 12 --data-dir /var/lib/meridian --format md --output pm-12.md --chart pm-12.svg"
+    )]
     Incident(IncidentCommand),
     /// Time to detect, resolve and (site incidents) communicate per UTC month and class over
     /// the stored incidents: median, p90 and count.
@@ -153,7 +168,10 @@ enum Command {
     },
     /// Member messages: the drafts the coordinator offered for its incidents, and a person's
     /// edit, approval and publication of them. Nothing is published without approval.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coordinator message list --data-dir /var/lib/meridian --incident 12\n  coordinator message approve 31 --data-dir /var/lib/meridian --by dana\n  coordinator message publish 31 --data-dir /var/lib/meridian --by dana"
+    )]
     Message(MessageCommand),
     /// Draft the member message of a stored incident, for a community manager to edit and
     /// publish (nothing is published): its class's wording at one stage, scoped with the
@@ -175,6 +193,30 @@ enum Command {
         /// Print the draft as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Bring a data directory's database up to this build's schema; print the versions before
+    /// and after.
+    ///
+    /// `coordinator run` migrates at start too; this makes it a step of its own, run by the new
+    /// build before the service starts. The directory must exist (a new database is made in an
+    /// empty one). An older build refuses the migrated database.
+    #[command(
+        after_help = "Examples:\n  coordinator migrate --data-dir /var/lib/meridian\n  sudo -u meridian-coordinator coordinator migrate --data-dir /var/lib/meridian-coordinator\n\nPrints \"schema 7 → 10\", or \"already at schema 10\" when there is nothing to do."
+    )]
+    Migrate {
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell to standard
+    /// output.
+    #[command(
+        after_help = "Examples:\n  coordinator completions bash > /etc/bash_completion.d/coordinator\n  coordinator completions zsh > ~/.zfunc/_coordinator   # with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc\n  coordinator completions fish > ~/.config/fish/completions/coordinator.fish\n  source <(coordinator completions bash)   # this shell only"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -495,10 +537,19 @@ fn export(
         return Ok(ExitCode::from(1));
     }
     let store = Store::open_reader(data_dir)?;
-    let Some(pm) = PostMortem::gather(&store, id, &catalog, now_ms())? else {
+    // Steps: every region's rollups (the long part), then rendering and writing.
+    let bar = progress::Bar::new("exporting", catalog.len() as u64 + 2);
+    bar.step("reading the incident");
+    let gathered = PostMortem::gather_observed(&store, id, &catalog, now_ms(), |r| {
+        bar.set(r.done as u64, r.total as u64 + 2);
+        bar.step(r.region);
+    })?;
+    let Some(pm) = gathered else {
+        drop(bar);
         eprintln!("coordinator: no incident {id} in {}", data_dir.display());
         return Ok(ExitCode::from(1));
     };
+    bar.step("rendering");
     if let Some(path) = chart {
         std::fs::write(path, pm.svg()).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -517,12 +568,68 @@ fn export(
             pm.markdown(link.as_deref())
         }
     };
+    bar.inc();
+    bar.step("writing");
     match output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
         }
-        None => print!("{text}"),
+        None => {
+            drop(bar);
+            print!("{text}");
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coordinator migrate`: the store opened with a bar over the migrations it lacks. A missing
+/// directory is an error (exit 2), not a new one: a mistyped path must not pass for a fresh
+/// install.
+fn migrate(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        data_dir.is_dir(),
+        "no data directory {}: give the one the coordinator's configuration names",
+        data_dir.display()
+    );
+    // The bar names the version being migrated to, the step under way.
+    let mut bar: Option<(progress::Bar, u32)> = None;
+    let (_, migrated) = Store::open_migrating(data_dir, |m| match m {
+        Migration::Planned { from, to } if to > from => {
+            let b = progress::Bar::new("migrating", u64::from(to - from));
+            b.step(&format!("schema {}", from + 1));
+            bar = Some((b, to));
+        }
+        Migration::Applied { version } => {
+            if let Some((bar, to)) = &bar {
+                bar.inc();
+                if version < *to {
+                    bar.step(&format!("schema {}", version + 1));
+                }
+            }
+        }
+        _ => {}
+    })
+    .with_context(|| format!("migrating the database in {}", data_dir.display()))?;
+    drop(bar);
+    if migrated.from == migrated.to {
+        println!("already at schema {}", migrated.to);
+    } else {
+        println!("schema {} → {}", migrated.from, migrated.to);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coordinator completions`: the script is generated into memory first, so a closed pipe is
+/// an error message, not a panic inside the generator.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "coordinator", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&script)
+        .and_then(|()| stdout.flush())
+        .context("writing the completion script")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -734,17 +841,20 @@ fn simulate(files: &[PathBuf], json: bool, regions: Option<&Path>) -> anyhow::Re
         return Ok(ExitCode::from(2));
     }
     let mut all_passed = true;
+    let bar = progress::Bar::new("simulating", scenarios.len() as u64);
     for scenario in scenarios {
+        bar.step(&scenario.name);
         let elapsed = stopwatch();
         let outcome = sim::simulate(scenario, &catalog);
         let wall_ms = elapsed();
         all_passed &= outcome.card.passed;
         if json {
             let line = serde_json::to_string(&sim::report::ScenarioReport::new(&outcome, wall_ms))?;
-            println!("{line}");
+            bar.println(&line);
         } else {
-            println!("{}", sim::report::text(&outcome, wall_ms));
+            bar.println(&sim::report::text(&outcome, wall_ms));
         }
+        bar.inc();
     }
     Ok(if all_passed {
         ExitCode::SUCCESS
@@ -987,6 +1097,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             since,
         } => print!("{}", trends(&data_dir, json, since)?),
+        Command::Migrate { data_dir } => return migrate(&data_dir),
+        Command::Completions { shell } => return completions(shell),
         Command::Probe(ProbeCommand::Revoke { id, data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             if store.revoke_probe(&id, now_ms())? {
@@ -1006,6 +1118,40 @@ mod tests {
     use meridian_coordinator::store::probes::ProbeNetwork;
 
     use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command and subcommand, as its path from the root ("coordinator user add"), but
+    /// not clap's own `help`.
+    fn every_command(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let path = format!("{path} {}", sub.get_name());
+            every_command(sub, &path, out);
+            out.push((path, sub.clone()));
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_in_its_help() {
+        let mut commands = Vec::new();
+        every_command(&Cli::command(), "coordinator", &mut commands);
+        assert!(commands.len() > 20, "{} commands", commands.len());
+        let missing: Vec<&str> = commands
+            .iter()
+            .filter(|(_, c)| {
+                !c.get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Example"))
+            })
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "no Example in --help: {missing:?}");
+    }
 
     fn probe(id: &str, network: Option<ProbeNetwork>) -> ProbeListing {
         ProbeListing {

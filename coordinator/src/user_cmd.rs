@@ -34,12 +34,16 @@ pub enum UserCommand {
         data_dir: PathBuf,
     },
     /// List users and their roles.
+    #[command(after_help = "Example:\n  coordinator user list --data-dir /var/lib/meridian")]
     List {
         /// The coordinator's data directory.
         #[arg(long)]
         data_dir: PathBuf,
     },
     /// Remove a user; their sessions and tokens end at once.
+    #[command(
+        after_help = "Example:\n  coordinator user remove alice --data-dir /var/lib/meridian"
+    )]
     Remove {
         /// Login name.
         name: String,
@@ -48,6 +52,9 @@ pub enum UserCommand {
         data_dir: PathBuf,
     },
     /// Change a user's role (effective at their next request).
+    #[command(
+        after_help = "Example:\n  coordinator user role alice sre-admin --data-dir /var/lib/meridian"
+    )]
     Role {
         /// Login name.
         name: String,
@@ -60,6 +67,9 @@ pub enum UserCommand {
     },
     /// Set a new password (generated and printed without --password-stdin); their sessions
     /// end.
+    #[command(
+        after_help = "Examples:\n  coordinator user passwd alice --data-dir /var/lib/meridian\n  printf '%s' \"$PASSWORD\" | coordinator user passwd alice --password-stdin --data-dir /var/lib/meridian"
+    )]
     Passwd {
         /// Login name.
         name: String,
@@ -71,6 +81,9 @@ pub enum UserCommand {
         data_dir: PathBuf,
     },
     /// Issue an API token for a user (sent as `Authorization: Bearer TOKEN`), printed once.
+    #[command(
+        after_help = "Examples:\n  coordinator user token alice --label ci --data-dir /var/lib/meridian\n  coordinator user token alice --label grafana --expires 30d --data-dir /var/lib/meridian"
+    )]
     Token {
         /// Login name.
         name: String,

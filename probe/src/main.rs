@@ -2,6 +2,7 @@
 //! library, map the outcome to an exit code (0 passed, 1 check failed, 2 usage or config error;
 //! for `enroll`, 1 is a refusal or a failed exchange). The process's signals live here too:
 //! `probe run` stops on SIGINT or SIGTERM and re-reads its configuration on SIGHUP.
+//! `probe completions SHELL` prints a completion script generated from these definitions.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use meridian_probe::agent::{self, USER_AGENT};
 use meridian_probe::config::ProbeConfig;
 use meridian_probe::http::{HttpEnv, tls};
@@ -61,6 +62,16 @@ enum Command {
         /// The probe configuration file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell to standard
+    /// output.
+    #[command(
+        after_help = "Examples:\n  probe completions bash > /etc/bash_completion.d/probe\n  probe completions zsh > ~/.zfunc/_probe   # with fpath=(~/.zfunc $fpath) before compinit in ~/.zshrc\n  probe completions fish > ~/.config/fish/completions/probe.fish\n  source <(probe completions bash)   # this shell only"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -136,6 +147,10 @@ struct CheckArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // No logging and no runtime for printing a script.
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
     // RUST_LOG in `target=level` form ("info", "meridian_probe=debug,info"); info by default.
     let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
         .ok()
@@ -178,6 +193,7 @@ fn main() -> ExitCode {
                 report(agent::run(&config, shutdown_signal(), reloads).await)
             }
             Command::Enroll(args) => enroll(args).await,
+            Command::Completions { shell } => completions(shell),
             Command::Validate { config } => match ProbeConfig::load(&config) {
                 Ok(c) => {
                     let coordinators = c.link.as_ref().map_or(0, |l| l.coordinators.len());
@@ -199,6 +215,22 @@ fn main() -> ExitCode {
             },
         }
     })
+}
+
+/// `probe completions`: the script is generated into memory first, so a closed pipe is an
+/// error message, not a panic inside the generator.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "probe", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("probe completions: writing the script: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -386,4 +418,42 @@ async fn one_check(args: CheckArgs) -> anyhow::Result<bool> {
         print!("{}", output::table(&args.target, &result));
     }
     Ok(result.passed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command and subcommand below `cmd`, by path, except clap's own `help`.
+    fn every_command(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let path = format!("{path} {}", sub.get_name());
+            every_command(sub, &path, out);
+            out.push((path, sub.clone()));
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_in_its_help() {
+        let mut commands = Vec::new();
+        every_command(&Cli::command(), "probe", &mut commands);
+        assert!(commands.len() >= 5, "{} commands", commands.len());
+        let missing: Vec<&str> = commands
+            .iter()
+            .filter(|(_, c)| {
+                !c.get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Example"))
+            })
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "no Example in --help: {missing:?}");
+    }
 }

@@ -1,11 +1,18 @@
-//! The `probe` command line: `probe check` (JSON keys and types, exit codes 0/1/2, DNS
-//! targets, `--resolve`, `--cacert`) and `probe validate`. The binary is found next to the
-//! test executable (see `meridian_tests::cli`).
+//! The command lines: `probe check` (JSON keys and types, exit codes 0/1/2, DNS targets,
+//! `--resolve`, `--cacert`) and `probe validate`; both binaries' `completions` (bash scripts
+//! that parse, zsh's `#compdef`); `coordinator migrate`; and the progress bars of `coordinator
+//! simulate`, `incident export` and `migrate`: drawn on a terminal (under `script`, a SKIP line
+//! without it), and not a byte of them when the output is piped. The binaries are found next to
+//! the test executable (see `meridian_tests::cli`).
 
 use std::io::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 use meridian_probe::demo::origin::TlsVersions;
-use meridian_tests::cli::{probe, workspace_root};
+use meridian_tests::cli::{Output, probe, workspace_root};
+use meridian_tests::coordinator::{coordinator, coordinator_bin};
 use meridian_tests::{OriginBuilder, ScriptedDns, ZoneServer};
 use serde_json::Value;
 
@@ -446,5 +453,333 @@ async fn run_with_a_missing_config_exits_2() {
         out.stderr.contains("nope.toml"),
         "names the file: {}",
         out.stderr
+    );
+}
+
+/// Prints a SKIP line straight to stderr (past the harness's capture, so `cargo test` shows it).
+fn skip(what: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP cli {what}: {reason}");
+}
+
+/// Runs `program args` (a tool, not ours) to completion within 60 s, no standard input;
+/// `None` when it is not installed.
+async fn tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Output> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("starting {program}: {e}"),
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} still running after 60 s"))
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    Some(Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// No escape sequence and no carriage return: nothing of a progress bar.
+fn assert_plain(what: &str, out: &Output) {
+    for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r'),
+            "{what}: terminal control characters on a piped {stream}: {text:?}"
+        );
+    }
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+#[tokio::test]
+async fn bash_completions_parse_and_name_the_subcommands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "coordinator",
+            &["simulate", "migrate", "incident", "export", "completions"],
+        ),
+        ("probe", &["check", "enroll", "validate", "completions"]),
+    ];
+    for (bin, subcommands) in cases {
+        let out = match bin {
+            "coordinator" => coordinator(&["completions", "bash"]).await,
+            _ => probe(&["completions", "bash"]).await,
+        }
+        .expect("the binary runs");
+        assert_eq!(out.code, Some(0), "{bin}: {out:?}");
+        for sub in subcommands {
+            assert!(out.stdout.contains(sub), "{bin}: no {sub}: {}", out.stdout);
+        }
+        let script = dir.path().join(format!("{bin}.bash"));
+        std::fs::write(&script, &out.stdout).expect("writing the script");
+        let Some(check) = tool("bash", &["-n", utf8(&script)], &[]).await else {
+            skip("bash_completions", "bash is not installed");
+            return;
+        };
+        assert_eq!(check.code, Some(0), "{bin}: bash -n: {}", check.stderr);
+        // Sourced, it registers the completion function for the command's name.
+        let source = format!("source {} && complete -p {bin}", utf8(&script));
+        let loaded = tool("bash", &["-c", &source], &[])
+            .await
+            .expect("bash ran above");
+        assert_eq!(loaded.code, Some(0), "{bin}: {loaded:?}");
+        assert!(loaded.stdout.contains(bin), "{bin}: {loaded:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_shell_gets_a_script_and_an_unknown_one_is_a_usage_error() {
+    for (bin, name) in [("coordinator", "coordinator"), ("probe", "probe")] {
+        let run = |args: &'static [&'static str]| async move {
+            match bin {
+                "coordinator" => coordinator(args).await,
+                _ => probe(args).await,
+            }
+            .expect("the binary runs")
+        };
+        let zsh = run(&["completions", "zsh"]).await;
+        assert_eq!(zsh.code, Some(0), "{zsh:?}");
+        assert!(
+            zsh.stdout.starts_with(&format!("#compdef {name}")),
+            "{}",
+            zsh.stdout
+        );
+        for shell in ["fish", "elvish", "powershell"] {
+            let out = run(match shell {
+                "fish" => &["completions", "fish"],
+                "elvish" => &["completions", "elvish"],
+                _ => &["completions", "powershell"],
+            })
+            .await;
+            assert_eq!(out.code, Some(0), "{bin} {shell}: {out:?}");
+            assert!(out.stdout.contains(name), "{bin} {shell}: {}", out.stdout);
+        }
+        let bad = run(&["completions", "tcsh"]).await;
+        assert_eq!(bad.code, Some(2), "{bad:?}");
+        assert!(bad.stderr.contains("tcsh"), "{}", bad.stderr);
+        let help = run(&["completions", "--help"]).await;
+        assert!(
+            help.stdout.contains("Examples:") && help.stdout.contains("bash_completion.d"),
+            "{}",
+            help.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_brings_a_new_directory_to_the_schema_then_has_nothing_to_do() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let d = utf8(tmp.path());
+    let latest = meridian_coordinator::store::latest_schema();
+
+    let first = coordinator(&["migrate", "--data-dir", d])
+        .await
+        .expect("coordinator runs");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(first.stdout, format!("schema 0 → {latest}\n"), "{first:?}");
+    assert_plain("migrate", &first);
+
+    let again = coordinator(&["migrate", "--data-dir", d])
+        .await
+        .expect("coordinator runs");
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(again.stdout, format!("already at schema {latest}\n"));
+
+    let listed = coordinator(&["incidents", "--data-dir", d])
+        .await
+        .expect("coordinator runs");
+    assert_eq!(listed.code, Some(0), "{listed:?}");
+    assert!(listed.stdout.ends_with("0 incidents\n"), "{listed:?}");
+
+    // A mistyped directory is an error naming it, not a new database.
+    let missing = tmp.path().join("nope");
+    let out = coordinator(&["migrate", "--data-dir", utf8(&missing)])
+        .await
+        .expect("coordinator runs");
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("nope") && !out.stderr.contains("panicked"),
+        "{}",
+        out.stderr
+    );
+    assert!(!missing.exists());
+}
+
+/// A scenario that runs in a debug build in well under a second (as in
+/// `coordinator/tests/cli.rs`): two regions of two probes, ten minutes.
+fn tiny_scenario(dir: &Path, name: &str) -> String {
+    let text = format!(
+        "name = \"{name}\"\nseed = 3\nduration = \"10m\"\nwarmup = \"0s\"\n\n\
+         [world]\nregions = [\"us-east\", \"eu-west\"]\nprobes_per_region = 2\n\n\
+         [[target]]\nid = \"www\"\norigin = \"us-east\"\n\n\
+         [score]\nmax_false_incidents = 1000\n"
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("writing the scenario");
+    utf8(&path).to_owned()
+}
+
+/// A data directory holding one resolved incident (1), written with the coordinator's store.
+fn one_incident(dir: &Path) {
+    use meridian_coordinator::store::Store;
+    use meridian_coordinator::store::incidents::IncidentRecord;
+    let onset: i64 = 1_768_478_400_000;
+    let record: IncidentRecord = serde_json::from_value(serde_json::json!({
+        "id": 1,
+        "class": "regional-network",
+        "state": "resolved",
+        "severity": "page",
+        "regions": ["me-south"],
+        "targets": ["home"],
+        "asns": [],
+        "probe": null,
+        "edge": null,
+        "onset_ms": onset,
+        "detected_ms": onset + 95_000,
+        "ttd_ms": 95_000,
+        "paged_ms": null,
+        "resolved_ms": onset + 1_200_000,
+        "explanation": "Round trips from me-south grew by 180 ms.",
+        "evidence": [],
+        "timeline": [],
+        "updated_ms": onset + 1_200_000,
+    }))
+    .expect("an incident as `coordinator incidents --json` prints it");
+    let store = Store::open(dir).expect("opening the store");
+    store
+        .upsert_incident(&record)
+        .expect("storing the incident");
+}
+
+#[tokio::test]
+async fn piped_output_of_long_commands_carries_no_progress_bar() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let a = tiny_scenario(tmp.path(), "quiet-a");
+    let b = tiny_scenario(tmp.path(), "quiet-b");
+    for json in [false, true] {
+        let args: Vec<&str> = if json {
+            vec!["simulate", "--json", &a, &b]
+        } else {
+            vec!["simulate", &a, &b]
+        };
+        let out = coordinator(&args).await.expect("coordinator runs");
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_plain("simulate", &out);
+        assert!(out.stderr.is_empty(), "{out:?}");
+        assert!(!out.stdout.contains("simulating"), "{out:?}");
+    }
+
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    one_incident(&data);
+    for format in ["md", "json"] {
+        let out = coordinator(&[
+            "incident",
+            "export",
+            "1",
+            "--data-dir",
+            utf8(&data),
+            "--format",
+            format,
+        ])
+        .await
+        .expect("coordinator runs");
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_plain("export", &out);
+        assert!(out.stderr.is_empty(), "{out:?}");
+    }
+}
+
+/// `cmd` under `script` (util-linux), on a pseudo-terminal, `TERM` set; `None` (after a SKIP
+/// line) where `script` is not installed.
+async fn on_a_terminal(test: &str, cmd: &str) -> Option<Output> {
+    let Some(out) = tool(
+        "script",
+        &["-qfec", cmd, "/dev/null"],
+        &[("TERM", "xterm"), ("SHELL", "/bin/sh")],
+    )
+    .await
+    else {
+        skip(
+            test,
+            "`script` (util-linux) is not installed, so no terminal to draw on",
+        );
+        return None;
+    };
+    Some(out)
+}
+
+#[tokio::test]
+async fn on_a_terminal_long_commands_draw_a_bar_on_stderr() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let scenario = tiny_scenario(tmp.path(), "drawn-scenario");
+    let bin = coordinator_bin().expect("the coordinator binary");
+    let bin = utf8(&bin);
+    // stdout goes to a file: the bar is stderr's alone, and stdout keeps only the report.
+    let report = tmp.path().join("report.txt");
+    let cmd = format!("'{bin}' simulate '{scenario}' > '{}'", utf8(&report));
+    let Some(out) = on_a_terminal("on_a_terminal_long_commands_draw_a_bar_on_stderr", &cmd).await
+    else {
+        return;
+    };
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("simulating [") && out.stdout.contains("drawn-scenario"),
+        "no bar on the terminal: {:?}",
+        out.stdout
+    );
+    let report = std::fs::read_to_string(&report).expect("the report");
+    assert!(report.starts_with("PASS drawn-scenario"), "{report:?}");
+    assert!(
+        !report.contains('\x1b') && !report.contains('\r'),
+        "{report:?}"
+    );
+
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    one_incident(&data);
+    let cmd = format!(
+        "'{bin}' incident export 1 --data-dir '{}' --format json > /dev/null",
+        utf8(&data)
+    );
+    let out = on_a_terminal("on_a_terminal_long_commands_draw_a_bar_on_stderr", &cmd)
+        .await
+        .expect("script ran above");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("exporting ["),
+        "no bar: {:?}",
+        out.stdout
+    );
+
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).expect("data dir");
+    let cmd = format!("'{bin}' migrate --data-dir '{}'", utf8(&fresh));
+    let out = on_a_terminal("on_a_terminal_long_commands_draw_a_bar_on_stderr", &cmd)
+        .await
+        .expect("script ran above");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("migrating ["),
+        "no bar: {:?}",
+        out.stdout
+    );
+    let latest = meridian_coordinator::store::latest_schema();
+    assert!(
+        out.stdout.contains(&format!("schema 0 → {latest}")),
+        "{:?}",
+        out.stdout
     );
 }

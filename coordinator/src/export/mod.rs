@@ -8,9 +8,11 @@
 //!   [`PostMortem::markdown`] renders it; its `Serialize` form is the JSON export.
 //! - [`trends`]: those durations per month and class over every stored incident.
 //!
-//! Reading the store happens in [`PostMortem::gather`] and [`gather_trends`] only; rendering
-//! and statistics are pure. Nothing here writes the store or reads the clock: `now` is an
-//! argument (the chart of an open incident ends 30 minutes after it).
+//! Reading the store happens in [`PostMortem::gather`] (or [`PostMortem::gather_observed`],
+//! which reports each region read to a callback: the CLI's progress bar) and
+//! [`gather_trends`] only; rendering and statistics are pure. Nothing here writes the store or
+//! reads the clock: `now` is an argument (the chart of an open incident ends 30 minutes after
+//! it).
 
 pub mod chart;
 pub mod trends;
@@ -61,6 +63,17 @@ pub fn merged_timeline(record: &IncidentRecord, messages: &[MessageRecord]) -> V
     }
     out.sort_by_key(|(at, _)| *at);
     out
+}
+
+/// How far [`PostMortem::gather_observed`] has read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading<'a> {
+    /// Regions whose rollups are read, this one included.
+    pub done: usize,
+    /// Regions to read: the affected ones and every other catalog region.
+    pub total: usize,
+    /// The region just read.
+    pub region: &'a str,
 }
 
 /// One line of the post-mortem's timeline.
@@ -115,8 +128,35 @@ impl PostMortem {
         catalog: &Catalog,
         now_ms: i64,
     ) -> Result<Option<PostMortem>, StoreError> {
+        PostMortem::gather_observed(store, id, catalog, now_ms, |_| {})
+    }
+
+    /// [`PostMortem::gather`], calling `progress` after each region's rollups are read (the
+    /// long part of an export: one query per catalog region, for the chart's comparison).
+    pub fn gather_observed(
+        store: &Store,
+        id: u64,
+        catalog: &Catalog,
+        now_ms: i64,
+        mut progress: impl FnMut(Reading<'_>),
+    ) -> Result<Option<PostMortem>, StoreError> {
         let Some(incident) = store.incident(id)? else {
             return Ok(None);
+        };
+        let healthy_candidates = catalog
+            .regions()
+            .iter()
+            .filter(|r| !incident.regions.iter().any(|a| a == r.id.as_str()))
+            .count();
+        let total = incident.regions.len() + healthy_candidates;
+        let mut done = 0;
+        let mut read = |region: &str| {
+            done += 1;
+            progress(Reading {
+                done,
+                total,
+                region,
+            });
         };
         let messages = store.messages(Some(id))?;
         let name = |r: &str| {
@@ -139,6 +179,7 @@ impl PostMortem {
         for r in &incident.regions {
             let rows =
                 store.rollup_region(&incident.targets, r, "connect", from_ms, to_ms, true)?;
+            read(r.as_str());
             series.push(Series {
                 region: r.clone(),
                 name: name(r),
@@ -154,6 +195,7 @@ impl PostMortem {
             }
             let rows =
                 store.rollup_region(&incident.targets, r, "connect", from_ms, to_ms, true)?;
+            read(r);
             let samples: u64 = rows.iter().map(|m| m.count).sum();
             if samples > 0 {
                 healthy.push((samples, r.to_string(), rows));

@@ -189,6 +189,33 @@ pub struct ProbeRecord {
     pub last_seen_ms: Option<i64>,
 }
 
+/// What [`Store::open_migrating`] reports while it brings a schema up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Migration {
+    /// Before any step: the schema goes from version `from` to `to` (equal: nothing to do).
+    Planned {
+        /// The database's version as found (0 for a new database).
+        from: u32,
+        /// The version this build writes ([`latest_schema`]).
+        to: u32,
+    },
+    /// One migration committed: the schema is now at `version`.
+    Applied {
+        /// The version reached.
+        version: u32,
+    },
+}
+
+/// The schema versions before and after [`Store::open_migrating`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version found (0 for a new database).
+    pub from: u32,
+    /// The version now, [`latest_schema`].
+    pub to: u32,
+}
+
 /// The coordinator's database.
 pub struct Store {
     conn: Connection,
@@ -198,6 +225,24 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `meridian.db` in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_migrating(dir, |_| {}).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], telling `progress` about the migrations as they run (`coordinator
+    /// migrate`'s progress bar): first [`Migration::Planned`], then one
+    /// [`Migration::Applied`] per schema version reached. Returns the store and the schema
+    /// versions before and after.
+    pub fn open_migrating(
+        dir: &Path,
+        mut progress: impl FnMut(Migration),
+    ) -> Result<(Store, Migrated), StoreError> {
+        let mut store = Store::connect(dir)?;
+        let migrated = store.migrate(&mut progress)?;
+        Ok((store, migrated))
+    }
+
+    /// The connection with its pragmas set, schema untouched.
+    fn connect(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("meridian.db");
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -211,9 +256,7 @@ impl Store {
              PRAGMA wal_autocheckpoint = 4000;",
         )
         .map_err(err)?;
-        let mut store = Store { conn, path };
-        store.migrate()?;
-        Ok(store)
+        Ok(Store { conn, path })
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> StoreError {
@@ -230,7 +273,7 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
+    fn migrate(&mut self, progress: &mut dyn FnMut(Migration)) -> Result<Migrated, StoreError> {
         let found = self.schema_version()?;
         let supported = migrations::latest();
         if found > supported {
@@ -240,6 +283,10 @@ impl Store {
                 supported,
             });
         }
+        progress(Migration::Planned {
+            from: found,
+            to: supported,
+        });
         for (index, sql) in migrations::MIGRATIONS
             .iter()
             .enumerate()
@@ -258,8 +305,14 @@ impl Store {
                     source: e,
                 })?;
             tracing::info!(path = %self.path.display(), version, "schema migrated");
+            progress(Migration::Applied {
+                version: u32::try_from(version).expect("versions are below `latest()`, a u32"),
+            });
         }
-        Ok(())
+        Ok(Migrated {
+            from: found,
+            to: supported,
+        })
     }
 
     /// Records a probe (enrolment), or updates its region and fingerprint.
@@ -710,3 +763,63 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// [`Store::open_migrating`]'s reports (beside `Store::open`'s, which `tests` covers).
+#[cfg(test)]
+mod migrate_progress_tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_migration_reports_its_plan_then_each_version_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database two versions old, as an older coordinator left it.
+            let mut conn = Connection::open(dir.path().join("meridian.db")).unwrap();
+            let old = migrations::MIGRATIONS.len() - 2;
+            for (i, sql) in migrations::MIGRATIONS[..old].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+        }
+        let latest = latest_schema();
+        let mut seen = Vec::new();
+        let (store, migrated) = Store::open_migrating(dir.path(), |m| seen.push(m)).unwrap();
+        assert_eq!(
+            migrated,
+            Migrated {
+                from: latest - 2,
+                to: latest
+            }
+        );
+        assert_eq!(
+            seen,
+            [
+                Migration::Planned {
+                    from: latest - 2,
+                    to: latest
+                },
+                Migration::Applied {
+                    version: latest - 1
+                },
+                Migration::Applied { version: latest },
+            ]
+        );
+        assert_eq!(store.schema_version().unwrap(), latest);
+        drop(store);
+
+        // Up to date: the plan alone, from and to equal.
+        seen.clear();
+        let (_, migrated) = Store::open_migrating(dir.path(), |m| seen.push(m)).unwrap();
+        assert_eq!(migrated.from, migrated.to);
+        assert_eq!(
+            seen,
+            [Migration::Planned {
+                from: latest,
+                to: latest
+            }]
+        );
+    }
+}

@@ -15,7 +15,7 @@ use clap::Parser;
     name = "meridian-demo",
     version,
     about = "Run Meridian's probe against a built-in local origin and DNS zone for a few rounds",
-    after_help = "Example:\n  cargo run -p meridian-probe --bin meridian-demo -- --rounds 5"
+    after_help = "Examples:\n  meridian-demo --rounds 5 --interval 1s\n  cargo run -p meridian-probe --bin meridian-demo -- --rounds 5"
 )]
 struct Cli {
     /// How many rounds of checks to run.
@@ -44,5 +44,25 @@ fn main() -> ExitCode {
             eprintln!("meridian-demo: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent_and_has_examples() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        assert!(
+            cmd.get_after_help()
+                .is_some_and(|h| h.to_string().contains("Example")),
+            "no Example in --help"
+        );
+        // No subcommands: nothing else to list examples for.
+        assert_eq!(cmd.get_subcommands().count(), 0);
     }
 }
