@@ -17,7 +17,8 @@
 //! logs "web UI on http://ADDR/" at INFO; it stops with it, requests in flight given 5 s.
 //!
 //! With `[alerting]` sinks, the alert dispatcher (`meridian_coordinator::alerting`) runs on
-//! the same runtime, fed by the detection thread; alerts still queued at shutdown are dropped.
+//! the same runtime, fed by the detection thread, its counters exported on the web side's
+//! `/metrics`; alerts still queued at shutdown are dropped.
 //!
 //! Settings other than the targets and retentions (addresses, data directory, enrolment, the
 //! `[web]` and `[alerting]` tables) need a restart; a reload that changes them says so.
@@ -99,7 +100,11 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         targets = config.targets.len(), "coordinator started"
     );
 
-    let web = Web::bind(config.http, handle.clone(), &data_dir, config.web.clone()).await?;
+    let mut web = Web::bind(config.http, handle.clone(), &data_dir, config.web.clone()).await?;
+    // The dispatcher's counters on `/metrics` (`meridian_alerts_*_total{sink}`).
+    if let Some(d) = &alerting {
+        web = web.with_alerts(d.counters());
+    }
     tracing::info!(
         "web UI on http://{}/ (map, incidents, member messages; public status page at /status)",
         web.local_addr()?

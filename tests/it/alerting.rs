@@ -10,21 +10,17 @@
 //!
 //! Every wait is bounded.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
 use meridian_coordinator::alerting::retry::RetryPolicy;
 use meridian_coordinator::alerting::{
     AlertingSettings, Dispatcher, Links, Route, Secret, SinkKind, SinkSettings, Transition, webhook,
 };
 use meridian_coordinator::store::incidents::{IncidentRecord, StoredState};
+use meridian_tests::receiver::{Received, Receiver};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -32,109 +28,6 @@ const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 /// How long any one expected delivery may take.
 const WAIT: Duration = Duration::from_secs(15);
-
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: hyper::HeaderMap,
-    body: Bytes,
-    /// The status it was answered with.
-    status: u16,
-}
-
-/// A tiny HTTP receiver on 127.0.0.1 recording every request; the first `fail_first` are
-/// answered 503.
-struct Receiver {
-    addr: SocketAddr,
-    got: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let g = got.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let g = g.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let g = g.clone();
-                            async move {
-                                let path = req.uri().path().to_string();
-                                let headers = req.headers().clone();
-                                let body = req
-                                    .into_body()
-                                    .collect()
-                                    .await
-                                    .map(|b| b.to_bytes())
-                                    .unwrap_or_default();
-                                let mut got = g.lock().expect("lock");
-                                let status = if got.len() < fail_first { 503 } else { 200 };
-                                got.push(Received {
-                                    path,
-                                    headers,
-                                    body,
-                                    status,
-                                });
-                                let answer = hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from_static(b"ok")))
-                                    .expect("response");
-                                Ok::<_, Infallible>(answer)
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Receiver { addr, got, task }
-    }
-
-    fn url(&self, path: &str) -> url::Url {
-        format!("http://{}{path}", self.addr).parse().expect("url")
-    }
-
-    fn got(&self) -> Vec<Received> {
-        self.got.lock().expect("lock").clone()
-    }
-
-    /// The requests answered 200, once there are `n` (bounded by [`WAIT`]).
-    async fn accepted(&self, n: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let ok: Vec<Received> = self.got().into_iter().filter(|r| r.status == 200).collect();
-            if ok.len() >= n {
-                return ok;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} deliveries within {WAIT:?}: {:?}",
-                ok.len(),
-                self.got()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -201,9 +94,9 @@ fn stat(d: &Dispatcher, name: &str) -> [u64; 4] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_routes_signs_retries_and_keeps_sinks_independent() {
-    let hook = Receiver::start(2).await;
-    let slack = Receiver::start(0).await;
-    let pager = Receiver::start(0).await;
+    let hook = Receiver::start(2).await.expect("receiver");
+    let slack = Receiver::start(0).await.expect("receiver");
+    let pager = Receiver::start(0).await.expect("receiver");
     // Accepts connections and never answers.
     let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -272,9 +165,9 @@ async fn the_dispatcher_routes_signs_retries_and_keeps_sinks_independent() {
     d.sender.send(&fault, Transition::Opened);
 
     // The webhook: two 503s, then accepted; every attempt signed afresh and verifiable.
-    let ok = hook.accepted(1).await;
-    let pd = pager.accepted(1).await;
-    let sl = slack.accepted(1).await;
+    let ok = hook.accepted(1, WAIT).await.expect("delivered");
+    let pd = pager.accepted(1, WAIT).await.expect("delivered");
+    let sl = slack.accepted(1, WAIT).await.expect("delivered");
     let fast = began.elapsed();
     assert!(
         fast < Duration::from_secs(1),
@@ -328,9 +221,9 @@ async fn the_dispatcher_routes_signs_retries_and_keeps_sinks_independent() {
 
     // The resolution reaches the paging sinks; Slack hears nothing of the site incident.
     d.sender.send(&resolved(site), Transition::Resolved);
-    let ok = hook.accepted(2).await;
+    let ok = hook.accepted(2, WAIT).await.expect("delivered");
     assert_eq!(json(&ok[1])["status"], "resolved");
-    let pd = pager.accepted(2).await;
+    let pd = pager.accepted(2, WAIT).await.expect("delivered");
     assert_eq!(json(&pd[1])["event_action"], "resolve");
     assert_eq!(json(&pd[1])["dedup_key"], "meridian-101");
 
@@ -355,7 +248,7 @@ async fn the_dispatcher_routes_signs_retries_and_keeps_sinks_independent() {
 }
 
 /// `GET path` over HTTP/1.0 (a plain, unchunked answer): status and body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
@@ -383,7 +276,7 @@ async fn a_real_alertmanager_receives_lists_notifies_and_resolves() {
         return;
     }
     let began = tokio::time::Instant::now();
-    let notified = Receiver::start(0).await;
+    let notified = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
     let port = {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -495,7 +388,7 @@ receivers:
     assert_eq!(listed["status"]["state"], "active");
 
     // Its webhook receiver is notified (group_wait 1 s).
-    let n = notified.accepted(1).await;
+    let n = notified.accepted(1, WAIT).await.expect("delivered");
     let first = json(&n[0]);
     assert_eq!(first["status"], "firing", "{first}");
     assert_eq!(first["alerts"][0]["labels"]["incident"], "201");

@@ -4,7 +4,13 @@
 //! an `origin-down` incident covering both regions, paged, with an explanation; the origin
 //! recovers and the incident resolves. Hard failures need no baseline, so there is no warm-up
 //! beyond the first results. Every wait is bounded.
+//!
+//! The same run checks that the page reaches someone: the coordinator's `[alerting]` table
+//! names two signed webhooks on local receivers ([`crate::alert_e2e`] holds that side), and
+//! the paging one gets the incident paged, then resolved, while `/metrics` counts the
+//! deliveries. One coordinator run serves both, as the scenario takes most of a minute.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,10 +19,11 @@ use meridian_tests::cli::Agent;
 use meridian_tests::coordinator::{self as coord, Coordinator};
 use meridian_tests::{StatusOrigin, ZoneServer};
 
+use crate::alert_e2e::AlertReceivers;
 use crate::transport::{STOP, wall_ms};
 
-const REGIONS: [&str; 2] = ["eu-central", "us-east"];
-const CHECK: &str = "home";
+pub(crate) const REGIONS: [&str; 2] = ["eu-central", "us-east"];
+pub(crate) const CHECK: &str = "home";
 /// How long every probe may take to have its first results stored (enrolment done).
 const FIRST_RESULTS: Duration = Duration::from_secs(30);
 /// Detection after the origin fails: the next scheduled run (2 s), its upload, the burst
@@ -27,8 +34,9 @@ const DETECT: Duration = Duration::from_secs(30);
 /// confirmation (2 s at this scale).
 const RESOLVE: Duration = Duration::from_secs(30);
 
-/// The coordinator's configuration: one check of `url` every 2 s for both regions.
-fn config_text(data_dir: &Path, url: &str) -> String {
+/// The coordinator's configuration: one check of `url` every 2 s for both regions, then
+/// `extra` (more tables: `[alerting]`).
+pub(crate) fn config_text(data_dir: &Path, url: &str, extra: &str) -> String {
     format!(
         r#"data_dir = "{data_dir}"
 
@@ -46,7 +54,7 @@ id = "{CHECK}"
 url = "{url}"
 interval = "2s"
 timeout = "1s"
-"#,
+{extra}"#,
         data_dir = data_dir.display(),
         r0 = REGIONS[0],
         r1 = REGIONS[1],
@@ -55,9 +63,10 @@ timeout = "1s"
 
 /// The world: DNS (never asked: the URL is an IP literal), the origin, the coordinator and
 /// four enrolled probes running.
-struct World {
+pub(crate) struct World {
     _dns: ZoneServer,
-    origin: StatusOrigin,
+    /// The origin every probe checks; the test switches its status.
+    pub(crate) origin: StatusOrigin,
     dir: tempfile::TempDir,
     data_dir: PathBuf,
     coordinator: Option<Coordinator>,
@@ -65,13 +74,15 @@ struct World {
 }
 
 impl World {
-    async fn start() -> World {
+    /// Starts it all, the coordinator's configuration ending with `extra`.
+    pub(crate) async fn start(extra: &str) -> World {
         let dns = ZoneServer::start().await.expect("dns");
         let origin = StatusOrigin::start().await.expect("origin");
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("coordinator.toml");
-        std::fs::write(&config, config_text(&data_dir, &origin.url())).expect("write config");
+        std::fs::write(&config, config_text(&data_dir, &origin.url(), extra))
+            .expect("write config");
         let coordinator = Coordinator::start(&config, &dir.path().join("coordinator.log"))
             .await
             .expect("coordinator started");
@@ -117,12 +128,13 @@ server_name = "localhost"
         }
     }
 
-    fn log(&self, name: &str) -> String {
+    /// The text of the log file `name` under the world's directory (empty if none).
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
     /// The coordinator's log and the probes', for failure messages.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut out = format!("--- coordinator.log\n{}", self.log("coordinator.log"));
         for i in 0..self.probes.len() {
             let name = format!("probe{i}/probe.log");
@@ -131,8 +143,15 @@ server_name = "localhost"
         out
     }
 
+    /// The coordinator's web side (`/metrics`), from its "web UI on" log line.
+    pub(crate) async fn web_addr(&self) -> SocketAddr {
+        coord::wait_web_addr(&self.dir.path().join("coordinator.log"))
+            .await
+            .expect("the coordinator logs its web address")
+    }
+
     /// How many results of each probe are stored, read through a second connection.
-    async fn stored(&self) -> Vec<usize> {
+    pub(crate) async fn stored(&self) -> Vec<usize> {
         let dir = self.data_dir.clone();
         let ids: Vec<String> = self.probes.iter().map(|(id, _)| id.clone()).collect();
         tokio::task::spawn_blocking(move || {
@@ -147,7 +166,7 @@ server_name = "localhost"
     }
 
     /// How many burst runs (results with a burst tag) are stored, all probes together.
-    async fn burst_runs(&self) -> usize {
+    pub(crate) async fn burst_runs(&self) -> usize {
         let dir = self.data_dir.clone();
         let ids: Vec<String> = self.probes.iter().map(|(id, _)| id.clone()).collect();
         tokio::task::spawn_blocking(
@@ -170,7 +189,7 @@ server_name = "localhost"
     }
 
     /// `coordinator incidents --json`, parsed.
-    async fn incidents(&self) -> Vec<serde_json::Value> {
+    pub(crate) async fn incidents(&self) -> Vec<serde_json::Value> {
         let dir = self.data_dir.to_str().expect("utf-8 path");
         let out = coord::coordinator(&["incidents", "--data-dir", dir, "--json"])
             .await
@@ -183,7 +202,7 @@ server_name = "localhost"
     }
 
     /// Waits (at most `budget`) for an incident `pick` accepts; returns it.
-    async fn wait_incident(
+    pub(crate) async fn wait_incident(
         &self,
         budget: Duration,
         what: &str,
@@ -205,7 +224,7 @@ server_name = "localhost"
     }
 
     /// Stops the probes, then the coordinator, each with SIGTERM.
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         for (id, agent) in self.probes.drain(..) {
             let status = agent.terminate(STOP).await.expect("probe stopped");
             assert!(status.success(), "probe {id}: {status}");
@@ -217,7 +236,8 @@ server_name = "localhost"
     }
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
+/// The strings of a JSON array (none if it is not one).
+pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -228,8 +248,9 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_origin_failing_everywhere_pages_origin_down_and_resolves_when_it_recovers() {
-    let mut w = World::start().await;
+async fn an_origin_failing_everywhere_pages_origin_down_alerts_and_resolves_when_it_recovers() {
+    let sinks = AlertReceivers::start().await;
+    let mut w = World::start(&sinks.config()).await;
 
     // Healthy first: every probe reports a few runs, and nothing is an incident.
     let deadline = tokio::time::Instant::now() + FIRST_RESULTS;
@@ -250,6 +271,9 @@ async fn an_origin_failing_everywhere_pages_origin_down_and_resolves_when_it_rec
         before.is_empty(),
         "no incident while the origin is healthy: {before:#?}"
     );
+    // Every sink is on /metrics from the start, at 0.
+    let web = w.web_addr().await;
+    sinks.assert_counted_from_start(web).await;
 
     // The origin answers 503 to everything.
     let requests = w.origin.requests();
@@ -283,6 +307,9 @@ async fn an_origin_failing_everywhere_pages_origin_down_and_resolves_when_it_rec
         "the transition is logged\n{}",
         w.logs()
     );
+    // The page reached the paging webhook, signed; the operational one heard nothing of it.
+    sinks.assert_paged(&incident, &w).await;
+
     // The engine's bursts went out over the link: burst runs came back tagged.
     let tagged = w.burst_runs().await;
     assert!(
@@ -307,6 +334,9 @@ async fn an_origin_failing_everywhere_pages_origin_down_and_resolves_when_it_rec
     let all = w.incidents().await;
     let site: Vec<&serde_json::Value> = all.iter().filter(|i| i["severity"] == "page").collect();
     assert_eq!(site.len(), 1, "one paging incident: {all:#?}");
+    // The resolution reached the paging webhook too, and /metrics counts both deliveries.
+    sinks.assert_resolved(&resolved, &w).await;
+    sinks.assert_delivered(web, &w).await;
     w.stop().await;
     assert!(
         w.log("coordinator.log").contains("incident resolved"),

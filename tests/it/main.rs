@@ -3,6 +3,7 @@
 //! behaviour; the harness lives in `meridian_tests` (`tests/src`).
 
 mod agent;
+mod alert_e2e;
 mod alerting;
 mod architecture;
 mod browser;

@@ -14,6 +14,8 @@
 //! - [`cli`]: finding and running the `probe` binary, one-shot or as a long-running agent.
 //! - [`coordinator`]: the `coordinator` binary: one-shot commands (a probe enrolled in a region
 //!   in one call), and `coordinator run` found by its "listening on" line, killed or stopped.
+//! - [`receiver`]: [`receiver::Receiver`], an HTTP receiver recording every request (path,
+//!   headers, raw body) for the coordinator's alert sinks, optionally failing the first few.
 //! - [`status`]: [`StatusOrigin`], an origin answering every request with a status the test
 //!   switches at run time (an outage, a recovery).
 //! - [`mmdb`]: [`mmdb::MmdbBuilder`], small MaxMind DB (`.mmdb`) files built in the test, for
@@ -48,6 +50,7 @@ pub mod origin;
 pub mod probe;
 pub mod raw;
 pub mod realnet;
+pub mod receiver;
 pub mod relay;
 pub mod status;
 pub mod synth;

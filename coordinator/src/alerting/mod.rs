@@ -21,9 +21,10 @@
 //!   alerts for 5 minutes ([`alertmanager`]).
 //! - **Secrets** (HMAC key, Slack URL, routing key) are [`Secret`]s: never in logs, and errors
 //!   from a sink never carry its URL.
-//! - **Counters** are plain atomics ([`SinkStats`], [`AlertSender::dropped`]), read through
-//!   [`Dispatcher::stats`]; `/metrics` can export them as
-//!   `meridian_alerts_{sent,failed,dropped}_total{sink}`.
+//! - **Counters** are plain atomics ([`SinkStats`], [`AlertSender::dropped`]), shared as
+//!   [`AlertStats`] ([`Dispatcher::counters`]; holding them keeps no queue open): `/metrics`
+//!   exports them as `meridian_alerts_{sent,failed,dropped,retries}_total{sink}`, every sink
+//!   from start, the dispatcher's own queue drops as `sink=""` (see `crate::metrics`).
 //!
 //! Deliberately absent: maintenance windows and silences (Alertmanager's job), and any state
 //! across restarts: an incident still firing when the coordinator stops ends `interrupted`,
@@ -232,6 +233,16 @@ impl AlertSender {
     }
 }
 
+/// Every counter of a running dispatcher, shared with whoever reads them (`/metrics`).
+/// Cloning shares the counters; unlike an [`AlertSender`], it keeps no queue open.
+#[derive(Debug, Clone, Default)]
+pub struct AlertStats {
+    /// Alerts dropped at the dispatcher's queue ([`AlertSender::dropped`]).
+    pub queue_dropped: Arc<AtomicU64>,
+    /// `(sink name, its counters)`, in configuration order.
+    pub sinks: Vec<(String, Arc<SinkStats>)>,
+}
+
 /// A running dispatcher: its input and every sink's counters.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -244,6 +255,14 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Its counters and every sink's, shared.
+    pub fn counters(&self) -> AlertStats {
+        AlertStats {
+            queue_dropped: self.sender.dropped.clone(),
+            sinks: self.stats.clone(),
+        }
+    }
+
     /// Starts the dispatcher and one task per sink on the current tokio runtime.
     pub fn start(settings: &AlertingSettings, links: Links) -> Dispatcher {
         let (tx, mut rx) = mpsc::channel::<Alert>(settings.queue.max(1));

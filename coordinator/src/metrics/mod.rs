@@ -1,6 +1,7 @@
 //! The coordinator's `/metrics` for Prometheus, served on `listen.http` beside the web UI:
 //! what ingest counted, which probes are alive and how far their clocks are off, the open
-//! incidents, and per-(target, check, region, phase) latency histograms with failure counts.
+//! incidents, per-(target, check, region, phase) latency histograms with failure counts, and
+//! the alert sinks' deliveries ([`alerts`]).
 //!
 //! # Decisions
 //! - **prometheus-client, OpenMetrics text** (`application/openmetrics-text; version=1.0.0;
@@ -16,19 +17,22 @@
 //!   nothing a member wrote.
 //! - **Read at scrape time** from what the service already keeps: [`Counters`], the probes'
 //!   liveness ([`ServiceHandle::probe_states`], silence as [`crate::service::is_silent`] says),
-//!   the detection thread's newest [`LiveView`](crate::service::live::LiveView). Only the check
-//!   histograms ([`CheckMetrics`]) are state of their own, fed at ingest.
+//!   the detection thread's newest [`LiveView`](crate::service::live::LiveView), the alert
+//!   dispatcher's counters ([`AlertStats`], handed to the web side by `coordinator run`; none
+//!   in `coordinator demo`, which sends no alerts). Only the check histograms
+//!   ([`CheckMetrics`]) are state of their own, fed at ingest.
 //! - **Names** follow Prometheus' conventions: the `meridian_` prefix, base units in the name
 //!   (`_seconds`), `_total` on counters, one family with an `outcome` or `reason` label where
 //!   the parts add up to a whole (stored + duplicate + rejected = every result received).
 //!
 //! Cardinality: per probe (up, connected, last seen, clock offset: 4 series each), per
-//! incident class × severity (33), and the check histograms (see [`checks`]): all bounded by
-//! the fleet and the configuration, none by traffic.
+//! incident class × severity (33), per alert sink (4), and the check histograms (see
+//! [`checks`]): all bounded by the fleet and the configuration, none by traffic.
 //!
 //! Deliberately absent: alerting on site incidents (the coordinator's own incidents and
 //! drafts do that; `deploy/prometheus/alerts.yml` watches the monitoring system itself).
 
+mod alerts;
 mod checks;
 #[cfg(test)]
 mod tests;
@@ -45,8 +49,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+pub use alerts::{AlertMetrics, QUEUE_SINK};
 pub use checks::{BUCKETS, CheckMetrics};
 
+use crate::alerting::AlertStats;
 use crate::detect::{Class, Severity};
 use crate::service::live::OpenIncident;
 use crate::service::{Counters, ProbeState, ServiceHandle};
@@ -98,7 +104,7 @@ pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         return res;
     }
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match encode(&state.handle, format) {
+    match encode(&state.handle, state.alerts.as_ref(), format) {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,
@@ -126,14 +132,19 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Everything the running service exposes, in `format`.
-pub fn encode(handle: &ServiceHandle, format: Format) -> Result<String, std::fmt::Error> {
+/// Everything the running service (and its alert dispatcher, if any) exposes, in `format`.
+pub fn encode(
+    handle: &ServiceHandle,
+    alerts: Option<&AlertStats>,
+    format: Format,
+) -> Result<String, std::fmt::Error> {
     let open = handle.live_view().borrow().open.clone();
     let registry = registry(
         handle.counters(),
         &handle.probe_states(),
         &open,
         handle.check_metrics(),
+        alerts,
     );
     let mut out = String::new();
     match format {
@@ -149,6 +160,7 @@ pub fn registry(
     probes: &[ProbeState],
     open: &[OpenIncident],
     checks: &Arc<CheckMetrics>,
+    alerts: Option<&AlertStats>,
 ) -> Registry {
     let mut r = Registry::default();
     let info = Family::<[(&str, &str); 1], Gauge>::default();
@@ -163,6 +175,7 @@ pub fn registry(
     probe_families(&mut r, probes);
     incidents(&mut r, open);
     r.register_collector(Box::new(checks.clone()));
+    r.register_collector(Box::new(AlertMetrics(alerts.cloned())));
     r
 }
 

@@ -9,6 +9,7 @@ use meridian_shared::result::{CheckError, CheckResult, ErrorClass, Phases};
 use meridian_shared::wire::{BurstTag, SequencedResult};
 
 use super::*;
+use crate::alerting::SinkStats;
 use crate::config::CoordinatorConfig;
 
 fn result(check: &str, phases: Phases, error: Option<ErrorClass>) -> SequencedResult {
@@ -92,7 +93,7 @@ fn histograms_follow_the_rollups_rules_and_failures_count_by_class() {
             burst,
         ],
     );
-    let registry = registry(&Counters::default(), &[], &[], &checks);
+    let registry = registry(&Counters::default(), &[], &[], &checks, None);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
 
@@ -135,7 +136,7 @@ fn histograms_follow_the_rollups_rules_and_failures_count_by_class() {
 fn a_check_no_configuration_names_has_an_empty_target() {
     let checks = Arc::new(CheckMetrics::default());
     checks.observe("eu-central", &[result("orphan", plain_http(1_000), None)]);
-    let registry = registry(&Counters::default(), &[], &[], &checks);
+    let registry = registry(&Counters::default(), &[], &[], &checks, None);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(text.contains("{target=\"\",check=\"orphan\""), "{text}");
@@ -179,6 +180,7 @@ fn counters_probes_and_incidents_are_exposed() {
         &probes,
         &open,
         &Arc::new(CheckMetrics::default()),
+        None,
     );
     let mut om = String::new();
     prometheus_client::encoding::text::encode(&mut om, &registry).unwrap();
@@ -215,6 +217,88 @@ fn counters_probes_and_incidents_are_exposed() {
             .collect()
     };
     assert_eq!(samples(&om), samples(&plain));
+}
+
+/// Both encodings of `registry`.
+fn both_formats(registry: &Registry) -> (String, String) {
+    let (mut om, mut plain) = (String::new(), String::new());
+    prometheus_client::encoding::text::encode(&mut om, registry).unwrap();
+    prometheus_client::encoding::prometheus_text::encode(&mut plain, registry).unwrap();
+    (om, plain)
+}
+
+#[test]
+fn alert_sinks_are_counted_by_name_from_start_and_queue_drops_as_the_empty_sink() {
+    let hook = Arc::new(SinkStats::default());
+    hook.sent.store(5, Ordering::Relaxed);
+    hook.failed.store(2, Ordering::Relaxed);
+    hook.dropped.store(1, Ordering::Relaxed);
+    hook.retries.store(7, Ordering::Relaxed);
+    let alerts = AlertStats {
+        queue_dropped: Arc::new(std::sync::atomic::AtomicU64::new(3)),
+        sinks: vec![
+            ("hook".into(), hook.clone()),
+            // Configured, never used: present at 0.
+            ("ops-slack".into(), Arc::new(SinkStats::default())),
+        ],
+    };
+    let checks = Arc::new(CheckMetrics::default());
+    let (om, plain) = both_formats(&registry(
+        &Counters::default(),
+        &[],
+        &[],
+        &checks,
+        Some(&alerts),
+    ));
+    for expected in [
+        "meridian_alerts_sent_total{sink=\"hook\"} 5\n",
+        "meridian_alerts_failed_total{sink=\"hook\"} 2\n",
+        "meridian_alerts_dropped_total{sink=\"hook\"} 1\n",
+        "meridian_alerts_retries_total{sink=\"hook\"} 7\n",
+        "meridian_alerts_sent_total{sink=\"ops-slack\"} 0\n",
+        "meridian_alerts_failed_total{sink=\"ops-slack\"} 0\n",
+        "meridian_alerts_dropped_total{sink=\"ops-slack\"} 0\n",
+        "meridian_alerts_retries_total{sink=\"ops-slack\"} 0\n",
+        "meridian_alerts_dropped_total{sink=\"\"} 3\n",
+        "# TYPE meridian_alerts_sent counter\n",
+    ] {
+        assert!(om.contains(expected), "{expected:?} missing from\n{om}");
+    }
+    // The queue is a sink of the dropped family only; 4 series per sink, plus it.
+    assert_eq!(lines_with(&om, "meridian_alerts_").len(), 4 * 2 + 1, "{om}");
+    assert!(plain.contains("# TYPE meridian_alerts_failed_total counter\n"));
+
+    // Counters are read at scrape time: the next scrape sees the next delivery.
+    hook.sent.fetch_add(1, Ordering::Relaxed);
+    let (om, _) = both_formats(&registry(
+        &Counters::default(),
+        &[],
+        &[],
+        &checks,
+        Some(&alerts),
+    ));
+    assert!(
+        om.contains("meridian_alerts_sent_total{sink=\"hook\"} 6\n"),
+        "{om}"
+    );
+}
+
+#[test]
+fn without_alerting_the_alert_families_are_described_with_no_series() {
+    let (om, plain) = both_formats(&registry(
+        &Counters::default(),
+        &[],
+        &[],
+        &Arc::new(CheckMetrics::default()),
+        None,
+    ));
+    assert!(lines_with(&om, "meridian_alerts_").is_empty(), "{om}");
+    for family in ["sent", "failed", "dropped", "retries"] {
+        assert!(
+            plain.contains(&format!("# TYPE meridian_alerts_{family}_total counter\n")),
+            "{family}: {plain}"
+        );
+    }
 }
 
 #[test]

@@ -45,6 +45,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::alerting::AlertStats;
 use crate::config::{CoordinatorConfig, WebSettings};
 use crate::service::ServiceHandle;
 use crate::store::{Store, StoreError};
@@ -169,6 +170,9 @@ pub struct AppState {
     pub readers: Arc<Readers>,
     /// `[web]` as at start.
     pub settings: WebSettings,
+    /// The alert dispatcher's counters, exported on `/metrics`; none without `[alerting]`
+    /// sinks (or in the demo). Set by [`Web::with_alerts`].
+    pub alerts: Option<AlertStats>,
     /// The page templates.
     pages: minijinja::Environment<'static>,
     /// Login attempts, for throttling ([`auth`]).
@@ -381,6 +385,7 @@ impl Web {
             handle,
             readers,
             settings,
+            alerts: None,
             pages: pages::environment()?,
             logins: auth::Throttle::default(),
             latency: view::LatencyCache::default(),
@@ -391,6 +396,14 @@ impl Web {
             state,
             stop,
         })
+    }
+
+    /// Exports the alert dispatcher's counters on `/metrics`.
+    pub fn with_alerts(mut self, alerts: AlertStats) -> Web {
+        Arc::get_mut(&mut self.state)
+            .expect("the state is shared only once the server runs")
+            .alerts = Some(alerts);
+        self
     }
 
     /// Where it listens.
