@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use meridian_shared::check::Check;
 use meridian_shared::check::parse::{RawDnsCheck, RawHttpCheck};
+use meridian_shared::check::{Check, CheckId};
 use meridian_shared::config::{ConfigError, Issues, SourceFile};
 use meridian_shared::regions::{Catalog, RegionId};
 use serde::Deserialize;
@@ -56,6 +56,9 @@ pub struct CoordinatorConfig {
     pub web: WebSettings,
     /// Where incident alerts go (`[alerting]`, see [`crate::alerting`]); no sinks by default.
     pub alerting: crate::alerting::AlertingSettings,
+    /// Maintenance windows of the file (`[[maintenance]]`, see [`crate::maintenance`]); the
+    /// API's are in the store.
+    pub maintenance: Vec<crate::maintenance::Window>,
 }
 
 /// The `[web]` table.
@@ -167,6 +170,8 @@ struct Raw {
     web: RawWeb,
     #[serde(default)]
     alerting: crate::alerting::settings::RawAlerting,
+    #[serde(default)]
+    maintenance: Vec<Spanned<crate::maintenance::RawWindow>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -538,6 +543,8 @@ impl CoordinatorConfig {
         }
 
         let alerting = crate::alerting::settings::validate(raw.alerting, src, base, &mut issues);
+        let maintenance =
+            maintenance_windows(&raw.maintenance, &targets, &catalog, src, &mut issues);
         let geoip = raw
             .geoip
             .and_then(|g| geoip_files(g, base, src, &mut issues));
@@ -572,8 +579,117 @@ impl CoordinatorConfig {
                 metrics_token,
             },
             alerting,
+            maintenance,
         })
     }
+
+    /// The check ids of target `id`.
+    pub fn checks_of(&self, id: &str) -> impl Iterator<Item = &CheckId> + '_ {
+        let id = id.to_string();
+        self.targets
+            .iter()
+            .filter(move |t| t.id == id)
+            .flat_map(|t| t.checks.iter().map(|c| &c.id))
+    }
+
+    /// The target a check belongs to.
+    pub fn target_of_check(&self, check_id: &str) -> Option<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.checks.iter().any(|c| c.id.as_str() == check_id))
+    }
+
+    /// What maintenance windows are checked against: the target ids and the catalog's region
+    /// ids.
+    pub fn maintenance_scope(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.targets.iter().map(|t| t.id.clone()).collect(),
+            self.catalog
+                .regions()
+                .iter()
+                .map(|r| r.id.as_str().to_string())
+                .collect(),
+        )
+    }
+}
+
+/// Where `key = ...` is written inside `table` (a table's span), for pointing at the value;
+/// the table itself when the key is not written (a missing field).
+fn field_span(
+    src: &SourceFile,
+    table: std::ops::Range<usize>,
+    key: &str,
+) -> std::ops::Range<usize> {
+    let text = src.text();
+    // toml spans an array-of-tables entry by its header: its keys run to the next header.
+    let Some(rest) = text.get(table.start..) else {
+        return table;
+    };
+    let header = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    let end = rest[header..]
+        .find("\n[")
+        .map_or(rest.len(), |i| header + i + 1);
+    let body = &rest[..end];
+    let mut offset = table.start;
+    for line in body.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let value = line.find('=').map_or(0, |i| {
+                i + 1 + line[i + 1..].len() - line[i + 1..].trim_start().len()
+            });
+            return offset + value..offset + line.len();
+        }
+        offset += line.len();
+    }
+    table
+}
+
+/// `[[maintenance]]`: each window validated, ids unique; problems at the field's value (the
+/// window's table for a missing one).
+fn maintenance_windows(
+    raw: &[Spanned<crate::maintenance::RawWindow>],
+    targets: &[Target],
+    catalog: &Catalog,
+    src: &SourceFile,
+    issues: &mut Issues,
+) -> Vec<crate::maintenance::Window> {
+    let target_ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+    let region_ids: Vec<String> = catalog
+        .regions()
+        .iter()
+        .map(|r| r.id.as_str().to_string())
+        .collect();
+    let known = crate::maintenance::Known {
+        targets: &target_ids,
+        regions: &region_ids,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, w) in raw.iter().enumerate() {
+        let field = |f: &str| format!("maintenance[{i}].{f}");
+        if !w.get_ref().id.is_empty() && !seen.insert(w.get_ref().id.clone()) {
+            issues.push(src.issue(
+                field_span(src, w.span(), "id"),
+                field("id"),
+                format!("{:?} is used by an earlier window", w.get_ref().id),
+            ));
+        }
+        match w
+            .get_ref()
+            .validate(crate::maintenance::Source::Config, &known)
+        {
+            Ok(window) => out.push(window),
+            Err(problems) => {
+                for p in problems {
+                    let at = field_span(src, w.span(), p.field);
+                    issues.push(src.issue(at, field(p.field), p.message));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `[geoip]`: the paths, resolved against `base`; only their syntax is checked here.

@@ -275,3 +275,34 @@ fn alerting_defaults_and_secret_files() {
     let c = CoordinatorConfig::from_source(&src, dir.path()).unwrap();
     assert_eq!(c.alerting, crate::alerting::AlertingSettings::default());
 }
+
+#[test]
+fn the_examples_maintenance_windows_are_valid_once_uncommented() {
+    // Shipped commented out (a real window would hold real pages back); uncommented, they
+    // parse, recurring in Berlin time and one-off in New York time.
+    let text = std::fs::read_to_string(manifest_dir().join("coordinator.example.toml")).unwrap();
+    let mut inside = false;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            inside = (inside || l == "# [[maintenance]]") && l.starts_with('#');
+            match l.strip_prefix("# ").or(l.strip_prefix('#')) {
+                Some(rest) if inside => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect();
+    let src = SourceFile::new("coordinator.example.toml", text);
+    let c = CoordinatorConfig::from_source(&src, Path::new("/etc/meridian")).unwrap();
+    let ids: Vec<&str> = c.maintenance.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["sunday-backup", "dc-move"]);
+    assert!(!c.maintenance[0].public);
+    assert_eq!(
+        c.maintenance[0].describe(),
+        "every Sun at 02:00 for 1h 30m (Europe/Berlin)"
+    );
+    assert_eq!(
+        c.maintenance[1].describe(),
+        "2026-12-05 22:00 – 2026-12-06 02:00 America/New_York"
+    );
+}

@@ -30,6 +30,7 @@ pub mod detect;
 pub mod drafts;
 pub mod export;
 pub mod geoip;
+pub mod maintenance;
 pub mod metrics;
 pub mod pki;
 pub mod service;

@@ -7,6 +7,7 @@
 //! here: 0 success, 1 nothing to do (or, for `simulate` and `demo`, an expectation not met), 2
 //! invalid input. Long operations show a [`progress`] bar on stderr when it is a terminal.
 
+mod maintenance_cmd;
 mod progress;
 mod run;
 mod user_cmd;
@@ -129,6 +130,12 @@ enum Command {
         after_help = "Examples:\n  coordinator user add alice --role community-manager --data-dir /var/lib/meridian\n  coordinator user list --data-dir /var/lib/meridian\n  coordinator user token alice --label ci --data-dir /var/lib/meridian"
     )]
     User(user_cmd::UserCommand),
+    /// Maintenance windows: planned work during which incidents covered by them page nobody.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coordinator maintenance list --data-dir /var/lib/meridian --config /etc/meridian/coordinator.toml\n  coordinator maintenance add db-upgrade --title \"Database upgrade\" --target shop --start \"2026-12-01 02:00\" \\\n    --end \"2026-12-01 04:00\" --timezone Europe/Berlin --config /etc/meridian/coordinator.toml --data-dir /var/lib/meridian\n  coordinator maintenance remove db-upgrade --data-dir /var/lib/meridian"
+    )]
+    Maintenance(maintenance_cmd::MaintenanceCommand),
     /// List the incidents detection stored, oldest first: a table, or one JSON object per line.
     #[command(
         after_help = "Examples:\n  coordinator incidents --data-dir /var/lib/meridian --open\n  coordinator incidents --data-dir /var/lib/meridian --json"
@@ -1059,6 +1066,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Message(command) => return message(command),
         Command::User(command) => return user_cmd::user(command, now_ms()),
+        Command::Maintenance(command) => {
+            return maintenance_cmd::maintenance(command, now_ms());
+        }
         Command::Probe(ProbeCommand::List { data_dir }) => {
             let store = open_data_dir(&data_dir)?;
             let probes = store.probe_listing()?;

@@ -374,6 +374,7 @@ fn stored_incident(
         evidence: Vec::new(),
         timeline: Vec::new(),
         updated_ms: 1_767_571_203_500,
+        maintenance: Default::default(),
     }
 }
 

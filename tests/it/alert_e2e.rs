@@ -191,6 +191,17 @@ secret = "{OPS_SECRET}"
         );
     }
 
+    /// The transitions the pager received for incident `id`, in order.
+    pub(crate) fn pager_transitions(&self, id: u64) -> Vec<String> {
+        self.pager
+            .got()
+            .iter()
+            .map(json)
+            .filter(|b| b["incident"] == id)
+            .filter_map(|b| b["transition"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Waits (at most [`DELIVERY`]) for a pager delivery whose JSON body `pick` accepts.
     async fn wait_for(&self, w: &World, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + DELIVERY;

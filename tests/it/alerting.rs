@@ -56,6 +56,7 @@ fn incident(id: u64, class: &str, severity: &str) -> IncidentRecord {
         evidence: vec![],
         timeline: vec![],
         updated_ms: t0 + 90_000,
+        maintenance: Default::default(),
     }
 }
 

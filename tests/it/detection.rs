@@ -25,14 +25,14 @@ use crate::transport::{STOP, wall_ms};
 pub(crate) const REGIONS: [&str; 2] = ["eu-central", "us-east"];
 pub(crate) const CHECK: &str = "home";
 /// How long every probe may take to have its first results stored (enrolment done).
-const FIRST_RESULTS: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_RESULTS: Duration = Duration::from_secs(30);
 /// Detection after the origin fails: the next scheduled run (2 s), its upload, the burst
 /// that confirms (runs 1 s apart) and the quorum in both regions; seconds, given a margin
 /// for four probes and a coordinator on two cores.
-const DETECT: Duration = Duration::from_secs(30);
+pub(crate) const DETECT: Duration = Duration::from_secs(30);
 /// Resolution after the origin recovers: the engine resolves after one interval without
 /// confirmation (2 s at this scale).
-const RESOLVE: Duration = Duration::from_secs(30);
+pub(crate) const RESOLVE: Duration = Duration::from_secs(30);
 
 /// The coordinator's configuration: one check of `url` every 2 s for both regions, then
 /// `extra` (more tables: `[alerting]`).
@@ -126,6 +126,16 @@ server_name = "localhost"
             coordinator: Some(coordinator),
             probes,
         }
+    }
+
+    /// The coordinator's configuration file.
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir.path().join("coordinator.toml")
+    }
+
+    /// The coordinator's data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The text of the log file `name` under the world's directory (empty if none).

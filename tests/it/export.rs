@@ -87,6 +87,7 @@ fn incident() -> IncidentRecord {
             },
         ],
         updated_ms: ONSET + 20 * MIN,
+        maintenance: Default::default(),
     }
 }
 

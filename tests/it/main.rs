@@ -17,6 +17,7 @@ mod detection;
 mod dns_checks;
 mod dns_phase;
 mod export;
+mod maintenance;
 mod metrics;
 mod redirects;
 mod reload;

@@ -2,7 +2,8 @@
 //!
 //! One alert per incident: labels `alertname="MeridianIncident"`, `incident`, `class`,
 //! `severity`, `route`, `regions` and `target` (comma lists); annotations `summary`,
-//! `description` (the explanation), `map_url` and `runbook_url`; `startsAt` the estimated
+//! `description` (the explanation), `map_url`, `runbook_url`, and `maintenance` (the
+//! windows the incident overlapped, when any); `startsAt` the estimated
 //! onset, `endsAt` the resolution once resolved. Alertmanager keeps no state across its own
 //! restarts, so firing alerts are re-sent every `resend_every` and resolved ones for
 //! [`RESOLVED_FOR`]. Labels identify an alert: when an incident's scope changes (a region
@@ -57,6 +58,16 @@ pub fn alert(alert: &Alert, links: &Links, route: Route, now_ms: i64) -> Value {
     });
     if let Some(runbook) = links.runbook(&r.class) {
         annotations["runbook_url"] = Value::String(runbook);
+    }
+    // Overlapping maintenance (the part of its scope that is under planned work).
+    if !r.maintenance.windows.is_empty() {
+        let names: Vec<String> = r
+            .maintenance
+            .windows
+            .iter()
+            .map(|w| format!("{} ({})", w.id, w.title))
+            .collect();
+        annotations["maintenance"] = Value::String(names.join(", "));
     }
     let mut v = json!({
         "labels": labels(alert, route),

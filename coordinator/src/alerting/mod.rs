@@ -26,7 +26,12 @@
 //!   exports them as `meridian_alerts_{sent,failed,dropped,retries}_total{sink}`, every sink
 //!   from start, the dispatcher's own queue drops as `sink=""` (see `crate::metrics`).
 //!
-//! Deliberately absent: maintenance windows and silences (Alertmanager's job), and any state
+//! - **Maintenance windows** ([`crate::maintenance`]): a site incident whose whole scope is
+//!   under maintenance carries `maintenance.suppressed_by` and reaches no `site` sink; when
+//!   the window ends with the incident still open the detection thread sends it again,
+//!   released, and it pages.
+//!
+//! Deliberately absent: silences (Alertmanager's job), and any state
 //! across restarts: an incident still firing when the coordinator stops ends `interrupted`,
 //! and Alertmanager resolves it by `resolve_timeout`.
 
@@ -166,6 +171,11 @@ pub fn accepts(route: Route, tickets: bool, alert: &Alert) -> bool {
         return route == Route::Operational;
     }
     if route != Route::Site {
+        return false;
+    }
+    // Held back by a maintenance window covering its whole scope (`service::detection`
+    // decides, and releases it when the window ends with the incident still open).
+    if alert.incident.maintenance.is_suppressed() {
         return false;
     }
     match alert.incident.severity.as_str() {

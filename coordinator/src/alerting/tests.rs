@@ -33,6 +33,7 @@ pub(crate) fn incident(id: u64, class: &str, severity: &str) -> IncidentRecord {
         evidence: vec![],
         timeline: vec![],
         updated_ms: t0 + 120_000,
+        maintenance: Default::default(),
     }
 }
 
@@ -176,6 +177,46 @@ fn webhook_body_and_signature_verify() {
 }
 
 /// An independent HMAC-SHA256 (RFC 2104 over ring's SHA-256) for the known-answer check.
+#[test]
+fn maintenance_is_named_in_the_alert_and_a_held_page_reaches_no_site_sink() {
+    let mut r = incident(9, "origin-down", "page");
+    r.maintenance
+        .windows
+        .push(crate::store::incidents::MaintenanceNote {
+            id: "db".into(),
+            title: "Database upgrade".into(),
+            since_ms: 1,
+        });
+    // Overlapping a window, not held: it pages, and says which window it overlapped.
+    let a = alert(r.clone(), Transition::Paged);
+    assert!(accepts(Route::Site, false, &a));
+    let am = alertmanager::alert(&a, &links(), Route::Site, 0);
+    assert_eq!(am["annotations"]["maintenance"], "db (Database upgrade)");
+    let hook = webhook::body(&a, &links(), Route::Site);
+    assert_eq!(hook["maintenance"][0]["id"], "db");
+    // Held back by the window: no site sink, ticket-taking or not; nor any operational one.
+    r.maintenance.suppressed_by = Some("db".into());
+    let held = alert(r, Transition::Paged);
+    for (route, tickets) in [
+        (Route::Site, false),
+        (Route::Site, true),
+        (Route::Operational, true),
+    ] {
+        assert!(!accepts(route, tickets, &held), "{route:?} {tickets}");
+    }
+    // Without windows the webhook's list is empty, the annotation absent.
+    let plain = alert(incident(10, "origin-down", "page"), Transition::Paged);
+    assert_eq!(
+        webhook::body(&plain, &links(), Route::Site)["maintenance"],
+        serde_json::json!([])
+    );
+    assert!(
+        alertmanager::alert(&plain, &links(), Route::Site, 0)["annotations"]
+            .get("maintenance")
+            .is_none()
+    );
+}
+
 fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
     use ring::digest::{SHA256, digest};
     let mut k = [0u8; 64];

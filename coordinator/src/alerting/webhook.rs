@@ -57,6 +57,7 @@ pub fn body(alert: &Alert, links: &Links, route: Route) -> Value {
         "ttd_seconds": r.ttd_ms as f64 / 1000.0,
         "updated": rfc3339(r.updated_ms),
         "links": links_v,
+        "maintenance": r.maintenance.windows.iter().map(|w| json!({"id": w.id, "title": w.title})).collect::<Vec<_>>(),
     })
 }
 

@@ -366,6 +366,7 @@ mod tests {
             evidence: Vec::new(),
             timeline: Vec::new(),
             updated_ms: 130_000,
+            maintenance: Default::default(),
         }
     }
 

@@ -167,6 +167,7 @@ mod tests {
             evidence: Vec::new(),
             timeline: Vec::new(),
             updated_ms: 250_000,
+            maintenance: Default::default(),
         }
     }
 

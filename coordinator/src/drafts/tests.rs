@@ -48,6 +48,7 @@ fn incident(class: &str, regions: &[&str]) -> IncidentRecord {
         evidence: regions.iter().map(|r| evidence(r, 5, 0)).collect(),
         timeline: Vec::new(),
         updated_ms: ONSET_MS + 21_000,
+        maintenance: Default::default(),
     }
 }
 

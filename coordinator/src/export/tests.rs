@@ -41,6 +41,7 @@ fn incident(id: u64, class: &str, onset_ms: i64, ttd: i64, ttr: Option<i64>) -> 
             },
         ],
         updated_ms: onset_ms,
+        maintenance: Default::default(),
     }
 }
 

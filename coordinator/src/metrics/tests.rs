@@ -174,6 +174,7 @@ fn counters_probes_and_incidents_are_exposed() {
         severity: "page".into(),
         regions: vec!["me-south".into()],
         operational: false,
+        held: false,
     }];
     let registry = registry(
         &counters,

@@ -47,6 +47,15 @@
 //!   a growing scope reaches the draft; a person's words are never overwritten. Templates that
 //!   fail to load (a file edited into a bad state since start) are logged once per
 //!   configuration and nothing is drafted until a reload fixes them.
+//! - **Maintenance windows** ([`crate::maintenance`]): at each transition of a site incident
+//!   the windows in force are matched against its scope (its checks' targets × its
+//!   regions). Every window it overlaps is noted on the record and in its timeline; when
+//!   they cover its whole scope and no page went out for it yet, its page is held back
+//!   (`maintenance.suppressed_by`, which the alert routing honours) and no member draft is
+//!   offered (members see the window on the status page). Every tick re-checks the held-back
+//!   ones: once the window is over with the incident still open, the transition is announced
+//!   again, released, and it pages. A page already out is never held back by a window that
+//!   starts later: its resolution must reach whoever was paged.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -266,6 +275,7 @@ pub(super) fn spawn(
         last_burst_id: 0,
         drafting: None,
         last_view_ms: i64::MIN,
+        maintenance: HashMap::new(),
         #[cfg(test)]
         installed,
     };
@@ -302,6 +312,8 @@ struct Worker {
     drafting: Option<(std::sync::Arc<CoordinatorConfig>, Option<Templates>)>,
     /// When the live view was last computed, Unix ms.
     last_view_ms: i64,
+    /// Site incidents' dealings with maintenance windows, by engine id.
+    maintenance: HashMap<u64, crate::maintenance::Hold>,
     /// Tests: the probes of the topology last installed.
     #[cfg(test)]
     installed: Vec<ProbeInfo>,
@@ -365,7 +377,8 @@ impl Worker {
                 // A burst changes nothing a page shows; an incident's transition does.
                 let changed = actions.iter().any(|a| !matches!(a, Action::Burst(_)));
                 self.act(actions, now);
-                self.publish_view(now, changed);
+                let released = self.release_held(now);
+                self.publish_view(now, changed || released);
             }
             if due {
                 next_tick = now + period;
@@ -396,6 +409,10 @@ impl Worker {
                 severity: i.severity.as_str().to_string(),
                 regions: i.regions.iter().cloned().collect(),
                 operational: i.class.is_operational(),
+                held: self
+                    .maintenance
+                    .get(&i.id)
+                    .is_some_and(|h| h.record.is_suppressed()),
             })
             .collect();
         shared.views.publish(LiveView {
@@ -520,7 +537,10 @@ impl Worker {
         let Some(incident) = self.engine.incident(engine_id) else {
             return;
         };
-        let record = IncidentRecord::from_engine(self.id_base + engine_id, incident, now);
+        let mut record = IncidentRecord::from_engine(self.id_base + engine_id, incident, now);
+        if !incident.class.is_operational() {
+            self.maintenance(shared, engine_id, &mut record, now);
+        }
         Counters::add(&shared.counters.incident_transitions, 1);
         tracing::info!(
             id = record.id,
@@ -537,7 +557,12 @@ impl Worker {
             alerts.send(&record, what);
         }
         let id = record.id;
-        let drafts = self.drafts(shared, &record, now);
+        // Members see the window on the status page; a held-back incident drafts nothing.
+        let drafts = if record.maintenance.is_suppressed() {
+            Vec::new()
+        } else {
+            self.drafts(shared, &record, now)
+        };
         let events = shared.views.events.clone();
         let stored = shared.store.send(move |s| {
             if let Err(error) = s.upsert_incident(&record) {
@@ -576,5 +601,94 @@ impl Worker {
                 "storing an incident failed: the store thread has stopped"
             );
         }
+    }
+}
+
+impl Worker {
+    /// Matches a site incident's scope against the maintenance windows in force at `now`:
+    /// notes the windows it overlaps, holds its page back or releases it (see the module
+    /// docs), and writes the result into `record` (its `maintenance` and timeline).
+    fn maintenance(
+        &mut self,
+        shared: &Shared,
+        engine_id: u64,
+        record: &mut IncidentRecord,
+        now: i64,
+    ) {
+        let windows = shared.maintenance_windows();
+        let config = shared.targets();
+        let held = self.maintenance.entry(engine_id).or_default();
+        if windows.is_empty() && held.record.is_empty() {
+            held.apply(&crate::maintenance::Coverage::default(), record, now);
+            return;
+        }
+        // Incidents name checks; windows name targets.
+        let mut targets: Vec<String> = record
+            .targets
+            .iter()
+            .map(|check| {
+                config
+                    .as_deref()
+                    .and_then(|c| c.target_of_check(check))
+                    .map_or_else(|| check.clone(), |t| t.id.clone())
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let coverage = crate::maintenance::coverage(&windows, &targets, &record.regions, now);
+        held.apply(&coverage, record, now);
+    }
+
+    /// Announces again every open incident whose page is held back by windows no longer
+    /// covering it, so it pages; forgets incidents the engine no longer has. Returns whether
+    /// any was released.
+    fn release_held(&mut self, now: i64) -> bool {
+        let held: Vec<u64> = self
+            .maintenance
+            .iter()
+            .filter(|(_, h)| h.record.is_suppressed())
+            .map(|(id, _)| *id)
+            .collect();
+        self.maintenance
+            .retain(|id, _| self.engine.incident(*id).is_some());
+        if held.is_empty() {
+            return false;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let windows = shared.maintenance_windows();
+        let config = shared.targets();
+        let mut released = false;
+        for engine_id in held {
+            let Some(incident) = self.engine.incident(engine_id) else {
+                continue;
+            };
+            if !incident.is_open() {
+                continue;
+            }
+            let targets: Vec<String> = incident
+                .targets
+                .iter()
+                .map(|check| {
+                    config
+                        .as_deref()
+                        .and_then(|c| c.target_of_check(check))
+                        .map_or_else(|| check.clone(), |t| t.id.clone())
+                })
+                .collect();
+            let regions: Vec<String> = incident.regions.iter().cloned().collect();
+            if crate::maintenance::coverage(&windows, &targets, &regions, now).full {
+                continue;
+            }
+            let what = if incident.paged_ms.is_some() {
+                Transition::Paged
+            } else {
+                Transition::Updated
+            };
+            self.transition(&shared, engine_id, what, now);
+            released = true;
+        }
+        released
     }
 }

@@ -45,6 +45,8 @@ pub struct OpenIncident {
     pub regions: Vec<String>,
     /// Whether it is about the monitoring network itself (probe faults, clocks, silences).
     pub operational: bool,
+    /// Whether a maintenance window covering its whole scope holds its page back.
+    pub held: bool,
 }
 
 /// A change worth telling open pages about.

@@ -284,6 +284,9 @@ struct Shared {
     views: live::Live,
     /// Latency histograms and failure counts of stored results, for `/metrics`.
     checks: Arc<crate::metrics::CheckMetrics>,
+    /// The stored maintenance windows (API, CLI), validated against the configuration;
+    /// re-read with every revocation sweep and after every change through the API.
+    maintenance: std::sync::RwLock<Arc<Vec<crate::maintenance::Window>>>,
 }
 
 /// One live link connection.
@@ -300,6 +303,21 @@ impl Shared {
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<LiveConn>>> {
         // The map stays consistent even if a holder panicked: every update is one insert/remove.
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every maintenance window in force: the configuration's, then the stored ones.
+    fn maintenance_windows(&self) -> Vec<crate::maintenance::Window> {
+        let stored = self
+            .maintenance
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut all = self
+            .targets()
+            .map(|c| c.maintenance.clone())
+            .unwrap_or_default();
+        all.extend(stored.iter().cloned());
+        all
     }
 
     fn targets(&self) -> Option<Arc<CoordinatorConfig>> {
@@ -506,6 +524,26 @@ impl ServiceHandle {
         state::flush(&self.shared).await
     }
 
+    /// Every maintenance window in force: the configuration's, then the stored ones.
+    pub fn maintenance_windows(&self) -> Vec<crate::maintenance::Window> {
+        self.shared.maintenance_windows()
+    }
+
+    /// Re-reads the stored maintenance windows (after a change through the API; the service
+    /// also does it with every revocation sweep, which picks up the CLI's); returns how many
+    /// are in force.
+    pub async fn refresh_maintenance(&self) -> Result<usize, ServiceError> {
+        let stored = self.with_store(|s| s.maintenance_windows()).await??;
+        let windows = validated_windows(self.shared.targets().as_deref(), stored);
+        let n = windows.len();
+        *self
+            .shared
+            .maintenance
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(windows);
+        Ok(n)
+    }
+
     /// Runs `f` on the store thread (queries, token creation) and returns its result.
     pub async fn with_store<T: Send + 'static>(
         &self,
@@ -513,6 +551,49 @@ impl ServiceHandle {
     ) -> Result<T, ServiceError> {
         self.shared.store.call(f).await
     }
+}
+
+/// Stored windows that still validate against `config` (a window naming a target or region
+/// since removed is logged and left out).
+fn validated_windows(
+    config: Option<&CoordinatorConfig>,
+    stored: Vec<crate::store::maintenance::StoredWindow>,
+) -> Vec<crate::maintenance::Window> {
+    let (targets, regions) = match config {
+        Some(c) => c.maintenance_scope(),
+        None => (
+            Vec::new(),
+            meridian_shared::regions::Catalog::builtin()
+                .regions()
+                .iter()
+                .map(|r| r.id.as_str().to_string())
+                .collect(),
+        ),
+    };
+    let known = crate::maintenance::Known {
+        targets: &targets,
+        regions: &regions,
+    };
+    let configured: Vec<&str> = config
+        .map(|c| c.maintenance.iter().map(|w| w.id.as_str()).collect())
+        .unwrap_or_default();
+    stored
+        .into_iter()
+        .filter_map(|w| {
+            if configured.contains(&w.raw.id.as_str()) {
+                tracing::warn!(id = %w.raw.id, "stored maintenance window shadowed by one of the configuration with its id");
+                return None;
+            }
+            match w.raw.validate(crate::maintenance::Source::Api, &known) {
+                Ok(window) => Some(window),
+                Err(problems) => {
+                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::warn!(id = %w.raw.id, problems = %problems.join("; "), "stored maintenance window no longer valid: not in force");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The QUIC service, bound and not yet serving.
@@ -613,6 +694,13 @@ impl Service {
             }
         };
         state::install(&mut probes, versioned, registry);
+        let maintenance = match store.maintenance_windows() {
+            Ok(stored) => validated_windows(targets.as_deref(), stored),
+            Err(error) => {
+                tracing::error!(%error, "stored maintenance windows unreadable: none in force");
+                Vec::new()
+            }
+        };
         let checks = Arc::new(crate::metrics::CheckMetrics::default());
         if let Some(config) = &targets {
             checks.set_targets(config);
@@ -630,6 +718,7 @@ impl Service {
             detection: feed,
             views: live::Live::new(),
             checks,
+            maintenance: std::sync::RwLock::new(Arc::new(maintenance)),
         });
         detection::spawn(Arc::downgrade(&shared), engine, id_base, inbox, history)?;
         Ok(Service {
@@ -677,6 +766,9 @@ impl Service {
                     tasks.spawn(async move {
                         if let Err(error) = handle.sweep_revocations().await {
                             tracing::error!(%error, "checking the store for revocations failed");
+                        }
+                        if let Err(error) = handle.refresh_maintenance().await {
+                            tracing::error!(%error, "re-reading the maintenance windows failed");
                         }
                     });
                 }

@@ -182,6 +182,52 @@ pub struct IncidentRecord {
     pub timeline: Vec<TimelineRecord>,
     /// When the row was last written, Unix ms.
     pub updated_ms: i64,
+    /// What maintenance windows had to do with it (empty for most).
+    #[serde(default, skip_serializing_if = "MaintenanceRecord::is_empty")]
+    pub maintenance: MaintenanceRecord,
+}
+
+/// What maintenance windows ([`crate::maintenance`]) had to do with an incident.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRecord {
+    /// The windows that were active over part of its scope while it was open, in the order
+    /// first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<MaintenanceNote>,
+    /// The window whose page it is holding back (its whole scope under maintenance, never
+    /// paged out); `None` once a page went out, or when none applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+    /// When its page was held back first, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_ms: Option<i64>,
+    /// When a held-back page went out after all (the window ended with the incident still
+    /// open), Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_ms: Option<i64>,
+}
+
+impl MaintenanceRecord {
+    /// Nothing to say.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.suppressed_by.is_none() && self.suppressed_ms.is_none()
+    }
+
+    /// Whether its page is being held back.
+    pub fn is_suppressed(&self) -> bool {
+        self.suppressed_by.is_some()
+    }
+}
+
+/// One maintenance window an incident overlapped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceNote {
+    /// The window's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// When the incident was first seen inside it, Unix ms.
+    pub since_ms: i64,
 }
 
 impl IncidentRecord {
@@ -206,6 +252,7 @@ impl IncidentRecord {
             evidence: inc.evidence.iter().map(EvidenceRecord::from).collect(),
             timeline: inc.timeline.iter().map(TimelineRecord::from).collect(),
             updated_ms: now_ms,
+            maintenance: MaintenanceRecord::default(),
         }
     }
 }
@@ -234,6 +281,7 @@ struct RawRow {
     evidence: String,
     timeline: String,
     updated_ms: i64,
+    maintenance: String,
 }
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -255,12 +303,13 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         evidence: r.get(14)?,
         timeline: r.get(15)?,
         updated_ms: r.get(16)?,
+        maintenance: r.get(17)?,
     })
 }
 
 /// The columns [`raw_row`] reads, in order.
 const COLUMNS: &str = "id, class, state, severity, regions, targets, asns, probe, edge, onset_ms,
-    detected_ms, paged_ms, resolved_ms, explanation, evidence, timeline, updated_ms";
+    detected_ms, paged_ms, resolved_ms, explanation, evidence, timeline, updated_ms, maintenance";
 
 impl Store {
     /// Begins a detection run at `now_ms`: incidents left open by an earlier run are marked
@@ -322,8 +371,9 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO incidents (id, class, state, severity, regions, targets, asns, probe,
                    edge, onset_ms, detected_ms, paged_ms, resolved_ms, explanation, evidence,
-                   timeline, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                   timeline, updated_ms, maintenance)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                   ?18)
                  ON CONFLICT (id) DO UPDATE SET class = excluded.class, state = excluded.state,
                    severity = excluded.severity, regions = excluded.regions,
                    targets = excluded.targets, asns = excluded.asns, probe = excluded.probe,
@@ -331,7 +381,7 @@ impl Store {
                    detected_ms = excluded.detected_ms, paged_ms = excluded.paged_ms,
                    resolved_ms = excluded.resolved_ms, explanation = excluded.explanation,
                    evidence = excluded.evidence, timeline = excluded.timeline,
-                   updated_ms = excluded.updated_ms",
+                   updated_ms = excluded.updated_ms, maintenance = excluded.maintenance",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -352,6 +402,7 @@ impl Store {
                     json(&inc.evidence),
                     json(&inc.timeline),
                     inc.updated_ms,
+                    json(&inc.maintenance),
                 ])
             })
             .map(drop)
@@ -413,6 +464,7 @@ impl Store {
             asns: parse(&r.asns, "asns", &bad)?,
             evidence: parse(&r.evidence, "evidence", &bad)?,
             timeline: parse(&r.timeline, "timeline", &bad)?,
+            maintenance: parse(&r.maintenance, "maintenance", &bad)?,
             class: r.class,
             severity: r.severity,
             probe: r.probe,

@@ -438,6 +438,7 @@ mod tests {
                 evidence: Vec::new(),
                 timeline: Vec::new(),
                 updated_ms: ONSET + 21_000,
+                maintenance: Default::default(),
             })
             .expect("incident stored");
         store

@@ -176,6 +176,18 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_user ON sessions (user_name);
     CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
     "#,
+    // v10: maintenance windows made through the API or the CLI (`store::maintenance`; those of
+    // `coordinator.toml` live in the file), each as the JSON it was validated from; and what
+    // windows had to do with each incident (`store::incidents`: JSON, `{}` when nothing).
+    r#"
+    CREATE TABLE maintenance (
+        id          TEXT    PRIMARY KEY,
+        spec        TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        created_by  TEXT    NOT NULL
+    ) STRICT;
+    ALTER TABLE incidents ADD COLUMN maintenance TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -32,6 +32,7 @@
 
 pub mod history;
 pub mod incidents;
+pub mod maintenance;
 pub mod messages;
 mod migrations;
 pub mod probes;
@@ -91,6 +92,17 @@ pub enum StoreError {
         id: i64,
         /// The column.
         column: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A stored maintenance window does not parse (written by hand, or by a newer
+    /// coordinator).
+    #[error("database {path}: maintenance window {id:?}: {detail}")]
+    BadMaintenance {
+        /// The database file.
+        path: PathBuf,
+        /// The window's id.
+        id: String,
         /// What is wrong with it.
         detail: String,
     },

@@ -562,6 +562,7 @@ fn incident_record(id: u64, state: incidents::StoredState) -> incidents::Inciden
             what: "first anomalous sample".into(),
         }],
         updated_ms: 12_500,
+        maintenance: Default::default(),
     }
 }
 

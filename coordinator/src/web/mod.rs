@@ -28,6 +28,7 @@
 mod api;
 pub mod assets;
 pub mod auth;
+mod maintenance;
 mod pages;
 mod public;
 #[cfg(test)]
@@ -310,6 +311,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(api::remove_user),
         )
         .route("/api/v1/tokens", post(api::create_token))
+        .route(
+            "/api/v1/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route(
+            "/api/v1/maintenance/{id}",
+            axum::routing::delete(maintenance::remove),
+        )
         .fallback(not_found)
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(security_headers))

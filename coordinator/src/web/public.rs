@@ -4,9 +4,13 @@
 //! # Decisions
 //! - **A region's public state comes from confirmed site incidents only**: `outage` where one
 //!   that includes the region leaves the site unreachable there, `degraded` where one makes
-//!   it slow, `operational` otherwise. Faults of the monitoring network (a broken probe, a
+//!   it slow, `maintenance` where a public maintenance window is open over it and no incident
+//!   beyond the windows' scope shows (an incident whose page a window holds back counts as
+//!   the maintenance it is), `operational` otherwise. Faults of the monitoring network (a broken probe, a
 //!   region cut off from the coordinator) never show: members would read them as ours.
 //!   Regions without probes are not listed (nothing is known about them).
+//! - **Maintenance**: public windows open now or starting within 7 days, with their scope in
+//!   members' words (`web::maintenance::public_windows`).
 //! - **Messages are the published ones only**, newest first, 50 at most in the feed (the usual
 //!   size), one Atom entry per publication with a stable id; published words never change, so
 //!   an entry never changes either.
@@ -24,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{Value as J, context};
 use serde::Serialize;
 
+use super::maintenance::{PublicWindow, public_windows};
 use super::{AppState, WebError};
 use crate::config::CoordinatorConfig;
 use crate::detect::Class;
@@ -43,7 +48,7 @@ pub struct PublicRegion {
     pub id: String,
     /// Member-facing name.
     pub name: String,
-    /// `operational`, `degraded` or `outage`.
+    /// `operational`, `maintenance`, `degraded` or `outage`.
     pub state: &'static str,
     /// The same in words.
     pub state_words: &'static str,
@@ -68,8 +73,17 @@ pub struct PublicMessage {
     pub published_ms: i64,
 }
 
-/// Each monitored region's public state.
-pub fn public_regions(view: &LiveView, config: &CoordinatorConfig) -> Vec<PublicRegion> {
+/// Each monitored region's public state; `windows` are the maintenance windows in force.
+pub fn public_regions(
+    view: &LiveView,
+    config: &CoordinatorConfig,
+    windows: &[crate::maintenance::Window],
+    now: i64,
+) -> Vec<PublicRegion> {
+    let open_windows: Vec<&crate::maintenance::Window> = windows
+        .iter()
+        .filter(|w| w.public && w.active_at(now).is_some())
+        .collect();
     let mut monitored: BTreeMap<&str, bool> = BTreeMap::new();
     for cell in &view.cells {
         let unreachable = cell.status == crate::detect::RegionStatus::Failing;
@@ -87,7 +101,7 @@ pub fn public_regions(view: &LiveView, config: &CoordinatorConfig) -> Vec<Public
             for i in view
                 .open
                 .iter()
-                .filter(|i| !i.operational && i.regions.contains(&id))
+                .filter(|i| !i.operational && !i.held && i.regions.contains(&id))
             {
                 let hard = matches!(
                     Class::parse(&i.class),
@@ -99,6 +113,13 @@ pub fn public_regions(view: &LiveView, config: &CoordinatorConfig) -> Vec<Public
                     "degraded"
                 };
             }
+            if state == "operational"
+                && open_windows
+                    .iter()
+                    .any(|w| w.regions.is_empty() || w.regions.contains(&id))
+            {
+                state = "maintenance";
+            }
             Some(PublicRegion {
                 name: r.name.clone(),
                 id,
@@ -106,6 +127,7 @@ pub fn public_regions(view: &LiveView, config: &CoordinatorConfig) -> Vec<Public
                 state_words: match state {
                     "outage" => "Outage",
                     "degraded" => "Degraded performance",
+                    "maintenance" => "Scheduled maintenance",
                     _ => "Operational",
                 },
             })
@@ -134,23 +156,32 @@ fn public_message(m: &MessageRecord, config: &CoordinatorConfig) -> PublicMessag
     }
 }
 
-async fn gather(
-    state: &Arc<AppState>,
-    limit: usize,
-) -> Result<(Vec<PublicRegion>, Vec<PublicMessage>), WebError> {
+/// What the public page, summary and feed show.
+struct Public {
+    regions: Vec<PublicRegion>,
+    messages: Vec<PublicMessage>,
+    maintenance: Vec<PublicWindow>,
+}
+
+async fn gather(state: &Arc<AppState>, limit: usize) -> Result<Public, WebError> {
     let config = state.config()?;
     let view = state.handle.live_view().borrow().clone();
     let messages = state
         .readers
         .read(move |s| s.published_messages(limit))
         .await?;
-    Ok((
-        public_regions(&view, &config),
-        messages
+    let windows = state.handle.maintenance_windows();
+    // Minute resolution: the page's ETag changes when a window opens or closes, not with
+    // every request.
+    let now = super::now_ms() / 60_000 * 60_000;
+    Ok(Public {
+        regions: public_regions(&view, &config, &windows, now),
+        messages: messages
             .iter()
             .map(|m| public_message(m, &config))
             .collect(),
-    ))
+        maintenance: public_windows(&windows, &config, now),
+    })
 }
 
 /// The site's public address: `[web] public_url`, else from the request's `Host`.
@@ -196,13 +227,19 @@ fn cached(headers: &HeaderMap, content_type: &'static str, body: String) -> Resp
 /// `GET /status`.
 pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match gather(&state, PAGE_MESSAGES).await {
-        Ok((regions, messages)) => {
+        Ok(Public {
+            regions,
+            messages,
+            maintenance,
+        }) => {
             let overall = if regions.is_empty() {
                 "No regions are monitored yet"
             } else if regions.iter().any(|r| r.state == "outage") {
                 "Some members cannot reach the service"
             } else if regions.iter().any(|r| r.state == "degraded") {
                 "Some members may see slow pages"
+            } else if regions.iter().any(|r| r.state == "maintenance") {
+                "Scheduled maintenance in progress"
             } else {
                 "All systems operational"
             };
@@ -211,6 +248,7 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
                 overall => overall,
                 regions => J::from_serialize(&regions),
                 messages => J::from_serialize(&messages),
+                maintenance => J::from_serialize(&maintenance),
                 as_of => super::pages::now_text(),
             };
             // Revalidated at every visit (a 304 costs nothing): someone who just published
@@ -228,13 +266,18 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 /// `GET /status/summary.json` and `GET /api/v1/status`.
 pub async fn summary(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match gather(&state, PAGE_MESSAGES).await {
-        Ok((regions, messages)) => {
+        Ok(Public {
+            regions,
+            messages,
+            maintenance,
+        }) => {
             let base = base_url(&state, &headers);
             let body = serde_json::json!({
                 "title": state.settings.title,
                 "page": format!("{base}/status"),
                 "feed": format!("{base}/status/feed.atom"),
                 "regions": regions,
+                "maintenance": maintenance,
                 "messages": messages,
             });
             cached(&headers, "application/json", body.to_string())
@@ -251,7 +294,7 @@ fn datetime(ms: i64) -> atom_syndication::FixedDateTime {
 
 /// `GET /status/feed.atom`: one entry per published message.
 pub async fn feed(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (_, messages) = match gather(&state, FEED_ENTRIES).await {
+    let Public { messages, .. } = match gather(&state, FEED_ENTRIES).await {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };

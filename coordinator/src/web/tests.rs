@@ -227,6 +227,7 @@ async fn incident_with_draft(site: &Site, id: u64) -> u64 {
         evidence: vec![],
         timeline: vec![],
         updated_ms: 1_030_000,
+        maintenance: Default::default(),
     };
     let draft = Draft {
         incident: id,
@@ -811,6 +812,7 @@ fn a_region_reads_detections_state_and_only_site_incidents_reach_the_public() {
                 severity: "page".into(),
                 regions: vec!["me-central".into()],
                 operational: false,
+                held: false,
             },
             OpenIncident {
                 id: 5,
@@ -819,6 +821,7 @@ fn a_region_reads_detections_state_and_only_site_incidents_reach_the_public() {
                 severity: "info".into(),
                 regions: vec!["us-east".into()],
                 operational: true,
+                held: false,
             },
         ],
     };
@@ -836,7 +839,7 @@ fn a_region_reads_detections_state_and_only_site_incidents_reach_the_public() {
     assert_eq!((us.status, us.incidents.len()), ("unknown", 0));
     assert_eq!(get("ap-south").status, "no-data");
 
-    let public = public::public_regions(&view, &config);
+    let public = public::public_regions(&view, &config, &[], 5);
     let state = |id: &str| public.iter().find(|r| r.id == id).map(|r| r.state);
     assert_eq!(state("me-central"), Some("degraded"));
     assert_eq!(state("eu-west"), Some("operational"));
@@ -844,6 +847,238 @@ fn a_region_reads_detections_state_and_only_site_incidents_reach_the_public() {
     assert_eq!(state("us-east"), Some("operational"));
     // Without probes, a region is not on the public page at all.
     assert_eq!(state("ap-south"), None);
+
+    // A public maintenance window open over eu-west and me-central.
+    let (targets, regions) = config.maintenance_scope();
+    let window = crate::maintenance::RawWindow {
+        id: "net".into(),
+        title: "Network upgrade".into(),
+        regions: vec!["eu-west".into(), "me-central".into()],
+        start: Some(crate::maintenance::WhenText::Text(
+            "1970-01-01T00:00:00Z".into(),
+        )),
+        end: Some(crate::maintenance::WhenText::Text(
+            "1970-01-01T01:00:00Z".into(),
+        )),
+        ..Default::default()
+    }
+    .validate(
+        crate::maintenance::Source::Api,
+        &crate::maintenance::Known {
+            targets: &targets,
+            regions: &regions,
+        },
+    )
+    .unwrap();
+    let public = public::public_regions(&view, &config, std::slice::from_ref(&window), 5);
+    let state = |id: &str| public.iter().find(|r| r.id == id).map(|r| r.state);
+    assert_eq!(state("eu-west"), Some("maintenance"));
+    // An incident the window does not hold back still shows.
+    assert_eq!(state("me-central"), Some("degraded"));
+    assert_eq!(state("us-east"), Some("operational"));
+    // Held back by the window: it is the maintenance.
+    let mut held = view.clone();
+    held.open[0].held = true;
+    let public = public::public_regions(&held, &config, std::slice::from_ref(&window), 5);
+    let state = |id: &str| public.iter().find(|r| r.id == id).map(|r| r.state);
+    assert_eq!(state("me-central"), Some("maintenance"));
+    // Closed windows change nothing.
+    let public = public::public_regions(&view, &config, &[window], 3_600_000);
+    assert!(public.iter().all(|r| r.state != "maintenance"));
+}
+
+/// `method` on `path` with a session and its CSRF token, JSON `body`.
+async fn send_json(
+    site: &Site,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+    body: &str,
+) -> Answer {
+    let c = format!("meridian_session={cookie}");
+    request(
+        site.addr,
+        method,
+        path,
+        &[
+            ("Cookie", &c),
+            ("X-CSRF-Token", csrf),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn admins_schedule_maintenance_that_staff_list_and_members_see_on_the_status_page() {
+    let site = site().await;
+    add_user(&site, "ada", Role::SreAdmin, "correct horse battery").await;
+    add_user(&site, "val", Role::Viewer, "correct horse battery").await;
+    let admin = login(&site, "ada", "correct horse battery").await;
+    let admin_csrf = csrf(&site, &admin).await;
+    let viewer = login(&site, "val", "correct horse battery").await;
+    let viewer_csrf = csrf(&site, &viewer).await;
+    let rfc = |ms: i64| crate::alerting::rfc3339(ms);
+    let now = now_ms();
+    let window = serde_json::json!({
+        "id": "db-upgrade",
+        "title": "Database upgrade",
+        "targets": ["site"],
+        "regions": ["eu-west"],
+        "start": rfc(now - 60_000),
+        "end": rfc(now + 3_600_000),
+    })
+    .to_string();
+
+    // A viewer may list but not schedule.
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &viewer,
+        &viewer_csrf,
+        &window,
+    )
+    .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    // Without the CSRF token even an admin is refused.
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &admin,
+        "wrong",
+        &window,
+    )
+    .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    // Every mistake is named.
+    let bad = r#"{"id":"x","title":"X","targets":["nope"],"every":"week","at":"02:00","duration":"1h","timezone":"Mars/Olympus"}"#;
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &admin,
+        &admin_csrf,
+        bad,
+    )
+    .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let error = a.json()["error"].as_str().unwrap().to_string();
+    for needle in [
+        "targets: \"nope\"",
+        "timezone: \"Mars/Olympus\"",
+        "days: missing",
+    ] {
+        assert!(error.contains(needle), "{needle} not in {error}");
+    }
+
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &admin,
+        &admin_csrf,
+        &window,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let made = a.json();
+    assert_eq!(made["source"], "api");
+    assert_eq!(made["created_by"], "ada");
+    assert!(made["active"]["end_ms"].as_i64().is_some(), "{made}");
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &admin,
+        &admin_csrf,
+        &window,
+    )
+    .await;
+    assert_eq!(a.status, 409, "the id is taken: {a:?}");
+    // An internal recurring window: listed for staff, not shown to members.
+    let internal = r#"{"id":"backup","title":"Nightly backup","every":"day","at":"03:00","duration":"30m","timezone":"Europe/Berlin","public":false}"#;
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/maintenance",
+        &admin,
+        &admin_csrf,
+        internal,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{a:?}");
+
+    // In force for detection at once.
+    let ids: Vec<String> = site
+        .handle
+        .maintenance_windows()
+        .iter()
+        .map(|w| w.id.clone())
+        .collect();
+    assert_eq!(ids, vec!["backup".to_string(), "db-upgrade".to_string()]);
+
+    let list = get(site.addr, "/api/v1/maintenance", Some(&viewer)).await;
+    assert_eq!(list.status, 200);
+    let list = list.json();
+    let windows = list["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    let backup = windows.iter().find(|w| w["id"] == "backup").unwrap();
+    assert_eq!(
+        backup["schedule"],
+        "every day at 03:00 for 30m (Europe/Berlin)"
+    );
+    assert_eq!(backup["upcoming"].as_array().unwrap().len(), 7, "{backup}");
+
+    // Members see the public one, with the region's member-facing name.
+    let summary = get(site.addr, "/status/summary.json", None).await.json();
+    let shown = summary["maintenance"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{summary}");
+    assert_eq!(shown[0]["title"], "Database upgrade");
+    assert_eq!(shown[0]["active"], true);
+    assert_eq!(shown[0]["targets"][0], "Example shop");
+    let page = get(site.addr, "/status", None).await;
+    assert!(page.body.contains("Scheduled maintenance"), "{}", page.body);
+    assert!(page.body.contains("Database upgrade"));
+    assert!(!page.body.contains("Nightly backup"));
+
+    // Removal: only admins; then it is gone everywhere.
+    let a = send_json(
+        &site,
+        "DELETE",
+        "/api/v1/maintenance/db-upgrade",
+        &viewer,
+        &viewer_csrf,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    let a = send_json(
+        &site,
+        "DELETE",
+        "/api/v1/maintenance/db-upgrade",
+        &admin,
+        &admin_csrf,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 204, "{a:?}");
+    let a = send_json(
+        &site,
+        "DELETE",
+        "/api/v1/maintenance/db-upgrade",
+        &admin,
+        &admin_csrf,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    let summary = get(site.addr, "/status/summary.json", None).await.json();
+    assert_eq!(summary["maintenance"].as_array().unwrap().len(), 0);
+    assert_eq!(site.handle.maintenance_windows().len(), 1);
 }
 
 #[test]

@@ -80,6 +80,7 @@ fn incident(id: u64, class: &str, regions: &[&str], probe: Option<&str>) -> Inci
         evidence: Vec::new(),
         timeline: Vec::new(),
         updated_ms: T0 + 110 * MIN,
+        maintenance: Default::default(),
     }
 }
 
