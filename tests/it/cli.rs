@@ -540,6 +540,34 @@ async fn bash_completions_parse_and_name_the_subcommands() {
 }
 
 #[tokio::test]
+async fn the_packaged_completions_are_what_this_build_prints() {
+    // deploy/completions/ is what the Debian packages install; a flag added without
+    // regenerating them would complete wrongly for every packaged user.
+    let dir = workspace_root().join("deploy/completions");
+    for bin in ["coordinator", "probe"] {
+        for (shell, file) in [
+            ("bash", format!("{bin}.bash")),
+            ("zsh", format!("_{bin}")),
+            ("fish", format!("{bin}.fish")),
+        ] {
+            let args = ["completions", shell];
+            let out = match bin {
+                "coordinator" => coordinator(&args).await,
+                _ => probe(&args).await,
+            }
+            .expect("the binary runs");
+            assert_eq!(out.code, Some(0), "{bin} {shell}: {out:?}");
+            let kept = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
+            assert!(
+                kept == out.stdout,
+                "deploy/completions/{file} is stale; regenerate it:\n  \
+                 target/debug/{bin} completions {shell} > deploy/completions/{file}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn every_shell_gets_a_script_and_an_unknown_one_is_a_usage_error() {
     for (bin, name) in [("coordinator", "coordinator"), ("probe", "probe")] {
         let run = |args: &'static [&'static str]| async move {

@@ -750,6 +750,26 @@ async fn debian_packages_install_check_and_purge() {
             user_exists(package).await,
             "the package made user {package}"
         );
+        for (installed, kept) in [
+            (
+                format!("/usr/share/bash-completion/completions/{bin}"),
+                format!("{bin}.bash"),
+            ),
+            (
+                format!("/usr/share/zsh/vendor-completions/_{bin}"),
+                format!("_{bin}"),
+            ),
+            (
+                format!("/usr/share/fish/vendor_completions.d/{bin}.fish"),
+                format!("{bin}.fish"),
+            ),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(&installed).ok(),
+                Some(read(&format!("deploy/completions/{kept}"))),
+                "{installed} is the repository's"
+            );
+        }
         let unit = format!("/usr/lib/systemd/system/{package}.service");
         assert_eq!(
             std::fs::read_to_string(&unit).expect("the installed unit"),
@@ -818,6 +838,7 @@ async fn debian_packages_install_check_and_purge() {
         "/usr/bin/coordinator",
         "/etc/meridian/coordinator.toml",
         "/usr/lib/systemd/system/meridian-probe.service",
+        "/usr/share/bash-completion/completions/coordinator",
     ] {
         assert!(!Path::new(gone).exists(), "{gone} outlived the purge");
     }
