@@ -277,6 +277,27 @@ enum IncidentCommand {
         #[arg(long)]
         regions: Option<PathBuf>,
     },
+    /// Add a note to an incident's timeline and post-mortem ("rolled back the 14:02 deploy").
+    /// Notes are only ever added: a correction is another note.
+    #[command(
+        after_help = "Examples:\n  coordinator incident note 12 --data-dir /var/lib/meridian --by dana --text \"Rolled back the 14:02 deploy\"\n  coordinator incident note 12 --data-dir /var/lib/meridian --by dana --at 2026-11-28T14:02:00Z --text \"Deploy 881 started\""
+    )]
+    Note {
+        /// The incident's id.
+        id: u64,
+        /// The coordinator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Who writes it.
+        #[arg(long)]
+        by: String,
+        /// The words (at most 2,000 characters).
+        #[arg(long)]
+        text: String,
+        /// The moment it is about (RFC 3339); now when omitted.
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1085,6 +1106,42 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             stage,
             json,
         } => return draft(&config, id, stage, json),
+        Command::Incident(IncidentCommand::Note {
+            id,
+            data_dir,
+            by,
+            text,
+            at,
+        }) => {
+            let now = now_ms();
+            let at_ms = match at.as_deref() {
+                None => now,
+                Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+                    Ok(t) => t.timestamp_millis(),
+                    Err(_) => {
+                        eprintln!(
+                            "coordinator: --at {t:?} is not a time such as 2026-11-28T14:02:00Z"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
+            let store = open_data_dir(&data_dir)?;
+            match store.add_note(id, at_ms, &by, &text, now) {
+                Ok(note) => println!("note {note} added to incident {id}"),
+                Err(meridian_coordinator::store::notes::NoteError::Store(e)) => {
+                    return Err(e.into());
+                }
+                Err(e @ meridian_coordinator::store::notes::NoteError::NoIncident(_)) => {
+                    eprintln!("coordinator: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => {
+                    eprintln!("coordinator: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
         Command::Incident(IncidentCommand::Export {
             id,
             data_dir,

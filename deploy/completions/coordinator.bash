@@ -121,6 +121,9 @@ _coordinator() {
             coordinator__subcmd__help__subcmd__incident,export)
                 cmd="coordinator__subcmd__help__subcmd__incident__subcmd__export"
                 ;;
+            coordinator__subcmd__help__subcmd__incident,note)
+                cmd="coordinator__subcmd__help__subcmd__incident__subcmd__note"
+                ;;
             coordinator__subcmd__help__subcmd__maintenance,add)
                 cmd="coordinator__subcmd__help__subcmd__maintenance__subcmd__add"
                 ;;
@@ -178,11 +181,17 @@ _coordinator() {
             coordinator__subcmd__incident,help)
                 cmd="coordinator__subcmd__incident__subcmd__help"
                 ;;
+            coordinator__subcmd__incident,note)
+                cmd="coordinator__subcmd__incident__subcmd__note"
+                ;;
             coordinator__subcmd__incident__subcmd__help,export)
                 cmd="coordinator__subcmd__incident__subcmd__help__subcmd__export"
                 ;;
             coordinator__subcmd__incident__subcmd__help,help)
                 cmd="coordinator__subcmd__incident__subcmd__help__subcmd__help"
+                ;;
+            coordinator__subcmd__incident__subcmd__help,note)
+                cmd="coordinator__subcmd__incident__subcmd__help__subcmd__note"
                 ;;
             coordinator__subcmd__maintenance,add)
                 cmd="coordinator__subcmd__maintenance__subcmd__add"
@@ -489,7 +498,7 @@ _coordinator() {
             return 0
             ;;
         coordinator__subcmd__help__subcmd__incident)
-            opts="export"
+            opts="export note"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,6 +512,20 @@ _coordinator() {
             return 0
             ;;
         coordinator__subcmd__help__subcmd__incident__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        coordinator__subcmd__help__subcmd__incident__subcmd__note)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -923,7 +946,7 @@ _coordinator() {
             return 0
             ;;
         coordinator__subcmd__incident)
-            opts="-h --help export help"
+            opts="-h --help export note help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -975,7 +998,7 @@ _coordinator() {
             return 0
             ;;
         coordinator__subcmd__incident__subcmd__help)
-            opts="export help"
+            opts="export note help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1009,6 +1032,50 @@ _coordinator() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        coordinator__subcmd__incident__subcmd__help__subcmd__note)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        coordinator__subcmd__incident__subcmd__note)
+            opts="-h --data-dir --by --text --at --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --by)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --text)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -174,6 +174,34 @@ async fn an_incident_exports_as_a_post_mortem_with_its_chart_and_trends_summaris
     let md_path = tmp.path().join("pm-1.md");
     let svg_path = tmp.path().join("pm-1.svg");
 
+    // An SRE's note for the timeline; refused for a missing incident and for empty words.
+    let note = |id: &'static str, text: &'static str| {
+        let args = [
+            "incident",
+            "note",
+            id,
+            "--data-dir",
+            d,
+            "--by",
+            "dana",
+            "--at",
+            "2026-01-15T12:10:00Z",
+            "--text",
+            text,
+        ];
+        async move { coordinator(&args).await }
+    };
+    let out = note("1", "Rolled back deploy 881")
+        .await
+        .expect("coordinator runs");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("added to incident 1"), "{out:?}");
+    let out = note("99", "Nothing").await.expect("coordinator runs");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no incident 99"), "{out:?}");
+    let out = note("1", "  ").await.expect("coordinator runs");
+    assert_eq!(out.code, Some(2), "{out:?}");
+
     // Markdown, the chart beside it.
     let out = coordinator(&[
         "incident",
@@ -226,6 +254,7 @@ async fn an_incident_exports_as_a_post_mortem_with_its_chart_and_trends_summaris
             "investigating message approved by dana",
             "2026-01-15 12:05:00 | milestone | **first member message published**",
             "published to members by dana",
+            "2026-01-15 12:10:00 | note | note by dana: Rolled back deploy 881",
             "2026-01-15 12:20:00 | milestone | **resolved**",
         ],
     );

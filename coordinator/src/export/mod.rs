@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::store::incidents::{EvidenceRecord, IncidentRecord};
 use crate::store::messages::MessageRecord;
+use crate::store::notes::NoteRecord;
 use crate::store::{Store, StoreError};
 use chart::{Chart, Mark, Series};
 
@@ -35,9 +36,14 @@ pub const CHART_MARGIN_MS: i64 = 30 * 60_000;
 /// At most this many healthy regions are drawn for comparison: those with the most samples.
 pub const HEALTHY_REGIONS: usize = 3;
 
-/// Detection's timeline with the messages' moments, oldest first (stable: equal times keep
-/// detection's lines before the messages'). Shared by the incident page, the API and exports.
-pub fn merged_timeline(record: &IncidentRecord, messages: &[MessageRecord]) -> Vec<(i64, String)> {
+/// Detection's timeline with the messages' moments and people's notes, oldest first (stable:
+/// equal times keep detection's lines before the messages', and those before the notes).
+/// Shared by the incident page, the API and exports.
+pub fn merged_timeline(
+    record: &IncidentRecord,
+    messages: &[MessageRecord],
+    notes: &[NoteRecord],
+) -> Vec<(i64, String)> {
     let mut out: Vec<(i64, String)> = record
         .timeline
         .iter()
@@ -61,8 +67,16 @@ pub fn merged_timeline(record: &IncidentRecord, messages: &[MessageRecord]) -> V
             ));
         }
     }
+    for n in notes {
+        out.push((n.at_ms, note_line(n)));
+    }
     out.sort_by_key(|(at, _)| *at);
     out
+}
+
+/// A note as a timeline line.
+fn note_line(n: &NoteRecord) -> String {
+    format!("note by {}: {}", n.author, n.text)
 }
 
 /// How far [`PostMortem::gather_observed`] has read.
@@ -82,8 +96,8 @@ pub struct Line {
     /// When, Unix ms.
     pub at_ms: i64,
     /// `milestone` (onset, detection, page, first publication, resolution), `detection` (a
-    /// line of detection's history) or `message` (a member message's drafting, approval or
-    /// publication).
+    /// line of detection's history), `message` (a member message's drafting, approval or
+    /// publication) or `note` (a person's note).
     pub kind: &'static str,
     /// What happened.
     pub what: String,
@@ -115,6 +129,8 @@ pub struct PostMortem {
     pub timeline: Vec<Line>,
     /// The member messages.
     pub messages: Vec<MessageRecord>,
+    /// People's notes, by the moment they are about.
+    pub notes: Vec<NoteRecord>,
     /// The round-trip chart's data.
     pub chart: Chart,
 }
@@ -159,6 +175,7 @@ impl PostMortem {
             });
         };
         let messages = store.messages(Some(id))?;
+        let notes = store.notes(id)?;
         let name = |r: &str| {
             catalog
                 .by_id(r)
@@ -241,14 +258,17 @@ impl PostMortem {
                 name: name(r),
             })
             .collect();
-        Ok(Some(PostMortem::new(incident, messages, regions, chart)))
+        Ok(Some(PostMortem::new(
+            incident, messages, notes, regions, chart,
+        )))
     }
 
-    /// The post-mortem of `incident` with its `messages`, already named `regions` and
-    /// `chart` (pure: what [`PostMortem::gather`] ends with, and what tests build).
+    /// The post-mortem of `incident` with its `messages` and `notes`, already named `regions`
+    /// and `chart` (pure: what [`PostMortem::gather`] ends with, and what tests build).
     pub fn new(
         incident: IncidentRecord,
         messages: Vec<MessageRecord>,
+        notes: Vec<NoteRecord>,
         regions: Vec<RegionName>,
         chart: Chart,
     ) -> PostMortem {
@@ -288,7 +308,7 @@ impl PostMortem {
         }
         let detection_lines = incident.timeline.len();
         timeline.extend(
-            merged_timeline(&incident, &messages)
+            merged_timeline(&incident, &messages, &notes)
                 .into_iter()
                 .map(|(at_ms, what)| {
                     let from_detection = incident
@@ -296,10 +316,15 @@ impl PostMortem {
                         .iter()
                         .take(detection_lines)
                         .any(|t| t.at_ms == at_ms && t.what == what);
+                    let from_note = notes
+                        .iter()
+                        .any(|n| n.at_ms == at_ms && note_line(n) == what);
                     Line {
                         at_ms,
                         kind: if from_detection {
                             "detection"
+                        } else if from_note {
+                            "note"
                         } else {
                             "message"
                         },
@@ -317,6 +342,7 @@ impl PostMortem {
             regions,
             timeline,
             messages,
+            notes,
             chart,
         }
     }

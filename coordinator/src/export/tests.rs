@@ -283,7 +283,15 @@ fn the_post_mortem_orders_milestones_and_messages_and_computes_the_durations() {
         id: "me-south".into(),
         name: "the Gulf".into(),
     }];
-    let pm = PostMortem::new(i, vec![message], regions, chart());
+    let note = crate::store::notes::NoteRecord {
+        id: 1,
+        incident: 9,
+        at_ms: onset + 600_000,
+        author: "sam".into(),
+        text: "Opened a ticket with the carrier | #4411".into(),
+        created_ms: onset + 900_000,
+    };
+    let pm = PostMortem::new(i, vec![message], vec![note], regions, chart());
     assert_eq!(pm.ttd_ms, 45_000);
     assert_eq!(pm.ttc_ms, Some(240_000));
     assert_eq!(pm.ttr_ms, Some(1_800_000));
@@ -300,6 +308,9 @@ fn the_post_mortem_orders_milestones_and_messages_and_computes_the_durations() {
     assert_eq!(kinds.iter().filter(|k| **k == "milestone").count(), 5);
     assert_eq!(kinds.iter().filter(|k| **k == "detection").count(), 2);
     assert_eq!(kinds.iter().filter(|k| **k == "message").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| **k == "note").count(), 1);
+    assert!(pos("first member message published") < pos("note by sam"));
+    assert!(pos("note by sam") < pos("resolved"));
     let md = pm.markdown(Some("chart.svg"));
     assert!(md.starts_with("# Post-mortem: incident 9 (regional-network)"));
     assert!(md.contains("- **Time to detect:** 45.0 s"), "{md}");
@@ -309,6 +320,11 @@ fn the_post_mortem_orders_milestones_and_messages_and_computes_the_durations() {
     assert!(md.contains("![Round trip (connect) p50 per minute"));
     assert!(md.contains("(chart.svg)"));
     assert!(md.contains("Round trips from the Gulf grew by 180 ms."));
+    // A pipe in a note does not break the table.
+    assert!(
+        md.contains("| note | note by sam: Opened a ticket with the carrier \\| #4411 |"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -353,12 +353,19 @@ impl Store {
                 [cutoff],
             )
             .and_then(|pruned| {
-                // Their member messages go with them.
+                // Their member messages and notes go with them.
                 self.conn
                     .execute(
                         "DELETE FROM messages WHERE incident_id NOT IN (SELECT id FROM incidents)",
                         [],
                     )
+                    .and_then(|_| {
+                        self.conn.execute(
+                            "DELETE FROM incident_notes
+                             WHERE incident_id NOT IN (SELECT id FROM incidents)",
+                            [],
+                        )
+                    })
                     .map(|_| pruned)
             })
             .map_err(|e| self.sqlite(e))

@@ -188,6 +188,19 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE incidents ADD COLUMN maintenance TEXT NOT NULL DEFAULT '{}';
     "#,
+    // v11: people's notes on an incident (`store::notes`): what was done and when, for the
+    // timeline and the post-mortem. Only ever added.
+    r#"
+    CREATE TABLE incident_notes (
+        id           INTEGER PRIMARY KEY,
+        incident_id  INTEGER NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        author       TEXT    NOT NULL,
+        text         TEXT    NOT NULL,
+        created_ms   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX incident_notes_by_incident ON incident_notes (incident_id, at_ms);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -35,6 +35,7 @@ pub mod incidents;
 pub mod maintenance;
 pub mod messages;
 mod migrations;
+pub mod notes;
 pub mod probes;
 pub mod rollup;
 pub mod users;

@@ -23,6 +23,7 @@ use super::{AppState, WebError, now_ms};
 use crate::service::live::Event;
 use crate::store::incidents::IncidentRecord;
 use crate::store::messages::{MessageError, MessageRecord};
+use crate::store::notes::{NoteError, NoteRecord};
 use crate::store::rollup::PHASES;
 use crate::store::users::{NewSession, Role, SessionKind, secret_hash};
 
@@ -235,18 +236,32 @@ pub async fn incidents(
     Ok(Json(json!({ "incidents": items })))
 }
 
-/// One incident with its messages.
-pub(super) async fn load_incident(
-    state: &Arc<AppState>,
-    id: u64,
-) -> Result<(IncidentRecord, Option<i64>, Vec<MessageRecord>), WebError> {
+/// One incident with what people did about it.
+pub(super) struct Loaded {
+    /// The incident.
+    pub record: IncidentRecord,
+    /// Its time to communicate, ms.
+    pub ttc: Option<i64>,
+    /// Its member messages.
+    pub messages: Vec<MessageRecord>,
+    /// People's notes.
+    pub notes: Vec<NoteRecord>,
+}
+
+/// One incident with its messages and notes.
+pub(super) async fn load_incident(state: &Arc<AppState>, id: u64) -> Result<Loaded, WebError> {
     state
         .readers
         .read(move |s| {
-            let Some(i) = s.incident(id)? else {
+            let Some(record) = s.incident(id)? else {
                 return Ok(None);
             };
-            Ok(Some((i, s.time_to_communicate(id)?, s.messages(Some(id))?)))
+            Ok(Some(Loaded {
+                record,
+                ttc: s.time_to_communicate(id)?,
+                messages: s.messages(Some(id))?,
+                notes: s.notes(id)?,
+            }))
         })
         .await?
         .ok_or_else(|| WebError::NotFound(format!("no incident {id}")))
@@ -260,14 +275,20 @@ pub async fn incident(
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, WebError> {
     let config = state.config()?;
-    let (record, ttc, messages) = load_incident(&state, id).await?;
+    let Loaded {
+        record,
+        ttc,
+        messages,
+        notes,
+    } = load_incident(&state, id).await?;
     let mut value = incident_json(&record, ttc, &config);
     if let Value::Object(map) = &mut value {
         map.insert("messages".into(), json!(messages));
+        map.insert("notes".into(), json!(notes));
         map.insert(
             "timeline".into(),
             json!(
-                merged_timeline(&record, &messages)
+                merged_timeline(&record, &messages, &notes)
                     .into_iter()
                     .map(|(at_ms, what)| json!({"at_ms": at_ms, "what": what}))
                     .collect::<Vec<_>>()
@@ -275,6 +296,85 @@ pub async fn incident(
         );
     }
     Ok(Json(value))
+}
+
+/// A note to add.
+#[derive(Debug, Deserialize)]
+pub struct NewNote {
+    /// The words.
+    pub text: String,
+    /// The moment it is about (RFC 3339); now when absent.
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// Adds a note by `staff` to incident `id` (community-manager or sre-admin); the note.
+pub(super) async fn add_note(
+    state: &Arc<AppState>,
+    staff: &Staff,
+    id: u64,
+    note: NewNote,
+) -> Result<NoteRecord, WebError> {
+    if !staff.session.role.can_communicate() {
+        return Err(WebError::Forbidden(
+            "notes are written by community managers and SREs".into(),
+        ));
+    }
+    let now = now_ms();
+    let at_ms = match note.at.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        None => now,
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .or_else(|_| {
+                // A browser's datetime-local field: minutes, UTC as the page shows times.
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                    .map(|t| t.and_utc().timestamp_millis())
+            })
+            .map_err(|_| {
+                WebError::BadRequest(format!(
+                    "at {text:?}: a time such as \"2026-11-28T14:02:00Z\""
+                ))
+            })?,
+    };
+    if at_ms > now + 60_000 {
+        return Err(WebError::BadRequest(
+            "a note cannot be about the future".into(),
+        ));
+    }
+    let author = staff.user().to_owned();
+    let text = note.text.trim().to_owned();
+    let (who, words) = (author.clone(), text.clone());
+    let note_id = state
+        .handle
+        .with_store(move |s| s.add_note(id, at_ms, &who, &words, now))
+        .await?
+        .map_err(|e| match e {
+            NoteError::NoIncident(_) => WebError::NotFound(e.to_string()),
+            NoteError::BadText => WebError::BadRequest(e.to_string()),
+            NoteError::Store(e) => internal(e),
+        })?;
+    tracing::info!(incident = id, note = note_id, by = %author, "incident note added");
+    Ok(NoteRecord {
+        id: note_id,
+        incident: id,
+        at_ms,
+        author,
+        text,
+        created_ms: now,
+    })
+}
+
+/// `POST /api/v1/incidents/{id}/notes` (community-manager, sre-admin): `{text, at?}`.
+pub async fn create_note(
+    staff: Staff,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    Json(note): Json<NewNote>,
+) -> Result<Response, WebError> {
+    staff.csrf_header(&headers)?;
+    let note = add_note(&state, &staff, id, note).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
 }
 
 /// Detection's timeline with the messages' moments, oldest first (shared with the

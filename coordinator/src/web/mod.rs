@@ -284,6 +284,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::map))
         .route("/incidents", get(pages::incidents))
         .route("/incidents/{id}", get(pages::incident))
+        .route("/incidents/{id}/notes", post(pages::add_note))
         .route("/messages", get(pages::messages))
         .route("/messages/{id}/edit", post(pages::edit_message))
         .route("/messages/{id}/approve", post(pages::approve_message))
@@ -297,6 +298,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/trends", get(api::trends))
         .route("/api/v1/incidents/{id}/export", get(api::export_incident))
+        .route("/api/v1/incidents/{id}/notes", post(api::create_note))
         .route("/api/v1/messages", get(api::messages))
         .route(
             "/api/v1/messages/{id}",

@@ -240,7 +240,12 @@ pub async fn incident(
 ) -> Response {
     let result = async {
         let config = state.config()?;
-        let (record, ttc, messages) = api::load_incident(&state, id).await?;
+        let api::Loaded {
+            record,
+            ttc,
+            messages,
+            notes,
+        } = api::load_incident(&state, id).await?;
         let mut value = api::incident_json(&record, ttc, &config);
         let evidence: Vec<serde_json::Value> = record
             .evidence
@@ -257,13 +262,14 @@ pub async fn incident(
                 v
             })
             .collect();
-        let timeline: Vec<serde_json::Value> = api::merged_timeline(&record, &messages)
+        let timeline: Vec<serde_json::Value> = api::merged_timeline(&record, &messages, &notes)
             .into_iter()
             .map(|(at, what)| json!({"at_ms": at, "what": what}))
             .collect();
         if let serde_json::Value::Object(m) = &mut value {
             m.insert("evidence".into(), json!(evidence));
             m.insert("timeline".into(), json!(timeline));
+            m.insert("notes".into(), json!(notes));
             m.insert("scope".into(), json!(record.regions.join(",")));
         }
         Ok::<_, WebError>((value, messages))
@@ -352,6 +358,43 @@ async fn message_form(
             };
             Redirect::to(&format!("{back}#message-{id}")).into_response()
         }
+        Err(e) => error_page(&state, Some(&staff), &e),
+    }
+}
+
+/// The note form's fields.
+#[derive(Debug, Deserialize)]
+pub struct NoteForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    text: String,
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// `POST /incidents/{id}/notes`.
+pub async fn add_note(
+    staff: Staff,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let result = async {
+        staff.csrf(form.csrf.as_deref())?;
+        api::add_note(
+            &state,
+            &staff,
+            id,
+            api::NewNote {
+                text: form.text,
+                at: form.at,
+            },
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(note) => Redirect::to(&format!("/incidents/{id}#note-{}", note.id)).into_response(),
         Err(e) => error_page(&state, Some(&staff), &e),
     }
 }

@@ -1140,3 +1140,138 @@ fn the_vendored_files_match_their_manifest() {
         "every embedded vendored file is in the manifest"
     );
 }
+
+#[tokio::test]
+async fn notes_join_the_timeline_and_only_communicators_write_them() {
+    let site = site().await;
+    add_user(&site, "vera", Role::Viewer, "viewer-password-1").await;
+    add_user(&site, "sam", Role::SreAdmin, "admin-password-12").await;
+    incident_with_draft(&site, 7).await;
+    let viewer = login(&site, "vera", "viewer-password-1").await;
+    let viewer_csrf = csrf(&site, &viewer).await;
+    let admin = login(&site, "sam", "admin-password-12").await;
+    let admin_csrf = csrf(&site, &admin).await;
+    let note = r#"{"text":"Rolled back deploy 881","at":"1970-01-01T00:17:40Z"}"#;
+
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/7/notes",
+        &viewer,
+        &viewer_csrf,
+        note,
+    )
+    .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/7/notes",
+        &admin,
+        "nope",
+        note,
+    )
+    .await;
+    assert_eq!(a.status, 403, "CSRF: {a:?}");
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/8/notes",
+        &admin,
+        &admin_csrf,
+        note,
+    )
+    .await;
+    assert_eq!(a.status, 404, "{a:?}");
+    let empty = r#"{"text":"   "}"#;
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/7/notes",
+        &admin,
+        &admin_csrf,
+        empty,
+    )
+    .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let future = r#"{"text":"later","at":"2999-01-01T00:00:00Z"}"#;
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/7/notes",
+        &admin,
+        &admin_csrf,
+        future,
+    )
+    .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let a = send_json(
+        &site,
+        "POST",
+        "/api/v1/incidents/7/notes",
+        &admin,
+        &admin_csrf,
+        note,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let made = a.json();
+    assert_eq!(made["author"], "sam");
+    assert_eq!(made["at_ms"], 1_060_000);
+
+    // The form on the page works the same way (and the viewer sees the note, not the form).
+    let c = format!("meridian_session={admin}");
+    let body = format!("csrf={admin_csrf}&text=CDN+ticket+4411&at=");
+    let a = request(
+        site.addr,
+        "POST",
+        "/incidents/7/notes",
+        &[
+            ("Cookie", &c),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(a.status, 303, "{a:?}");
+    assert!(
+        a.header("location")
+            .is_some_and(|l| l.starts_with("/incidents/7#note-"))
+    );
+
+    let detail = get(site.addr, "/api/v1/incidents/7", Some(&viewer))
+        .await
+        .json();
+    let notes = detail["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{detail}");
+    let timeline: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["what"].as_str())
+        .collect();
+    assert!(
+        timeline.contains(&"note by sam: Rolled back deploy 881"),
+        "{timeline:?}"
+    );
+    let page = get(site.addr, "/incidents/7", Some(&viewer)).await;
+    assert!(page.body.contains("CDN ticket 4411"), "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"note-form\""),
+        "no form for a viewer"
+    );
+    let page = get(site.addr, "/incidents/7", Some(&admin)).await;
+    assert!(page.body.contains("id=\"note-form\""));
+    // And the post-mortem carries them.
+    let pm = get(site.addr, "/api/v1/incidents/7/export", Some(&viewer))
+        .await
+        .json();
+    assert_eq!(pm["notes"].as_array().map(Vec::len), Some(2), "{pm}");
+    assert!(
+        pm["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "note")
+    );
+}
