@@ -15,7 +15,7 @@ use serde_json::json;
 use super::api::{self, Action};
 use super::auth::{Staff, safe_next};
 use super::view::status_words;
-use super::{AppState, WebError, now_ms};
+use super::{AppState, WebError};
 
 /// The templates, by name.
 const TEMPLATES: [(&str, &str); 9] = [
@@ -436,9 +436,4 @@ pub async fn publish_message(
 /// Renders the public status page (see `public`).
 pub(super) fn status_page(state: &AppState, ctx: J) -> Html<String> {
     render(state, "status.html", ctx)
-}
-
-/// Now, for templates that say "as of".
-pub(super) fn now_text() -> String {
-    utc(now_ms())
 }

@@ -158,6 +158,8 @@ fn public_message(m: &MessageRecord, config: &CoordinatorConfig) -> PublicMessag
 
 /// What the public page, summary and feed show.
 struct Public {
+    /// The minute it was gathered for, Unix ms.
+    as_of: i64,
     regions: Vec<PublicRegion>,
     messages: Vec<PublicMessage>,
     maintenance: Vec<PublicWindow>,
@@ -175,6 +177,7 @@ async fn gather(state: &Arc<AppState>, limit: usize) -> Result<Public, WebError>
     // every request.
     let now = super::now_ms() / 60_000 * 60_000;
     Ok(Public {
+        as_of: now,
         regions: public_regions(&view, &config, &windows, now),
         messages: messages
             .iter()
@@ -228,6 +231,7 @@ fn cached(headers: &HeaderMap, content_type: &'static str, body: String) -> Resp
 pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match gather(&state, PAGE_MESSAGES).await {
         Ok(Public {
+            as_of,
             regions,
             messages,
             maintenance,
@@ -249,7 +253,9 @@ pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
                 regions => J::from_serialize(&regions),
                 messages => J::from_serialize(&messages),
                 maintenance => J::from_serialize(&maintenance),
-                as_of => super::pages::now_text(),
+                // The minute the page's data was gathered for: the same page within a minute
+                // is the same bytes, so a revisit gets its 304.
+                as_of => super::pages::utc(as_of),
             };
             // Revalidated at every visit (a 304 costs nothing): someone who just published
             // must see their words, not a copy from before.
@@ -270,6 +276,7 @@ pub async fn summary(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             regions,
             messages,
             maintenance,
+            ..
         }) => {
             let base = base_url(&state, &headers);
             let body = serde_json::json!({

@@ -457,6 +457,23 @@ async fn the_feed_and_summary_answer_not_modified_to_a_reader_that_has_them() {
     .await;
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
+
+    // The page too, within the minute its "as of" names (a minute boundary between the two
+    // requests changes it: then the next pair is inside one minute).
+    let mut revalidated = None;
+    for _ in 0..2 {
+        let page = get(site.addr, "/status", None).await;
+        assert_eq!(page.header("cache-control"), Some("no-cache"));
+        let etag = page.header("etag").unwrap().to_string();
+        // A reader coming back a little later, not within the same second.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let again = request(site.addr, "GET", "/status", &[("If-None-Match", &etag)], "").await;
+        revalidated = Some(again.status);
+        if again.status == 304 {
+            break;
+        }
+    }
+    assert_eq!(revalidated, Some(304));
 }
 
 #[tokio::test]
