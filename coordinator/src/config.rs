@@ -604,13 +604,25 @@ impl CoordinatorConfig {
     pub fn maintenance_scope(&self) -> (Vec<String>, Vec<String>) {
         (
             self.targets.iter().map(|t| t.id.clone()).collect(),
-            self.catalog
-                .regions()
-                .iter()
-                .map(|r| r.id.as_str().to_string())
-                .collect(),
+            region_ids(&self.catalog),
         )
     }
+
+    /// What members call region `id` (the id itself when the catalog does not know it).
+    pub fn region_name(&self, id: &str) -> String {
+        self.catalog
+            .by_id(id)
+            .map_or_else(|| id.to_string(), |r| r.name.clone())
+    }
+}
+
+/// Every region id of `catalog`, in its order.
+pub fn region_ids(catalog: &Catalog) -> Vec<String> {
+    catalog
+        .regions()
+        .iter()
+        .map(|r| r.id.as_str().to_string())
+        .collect()
 }
 
 /// Where `key = ...` is written inside `table` (a table's span), for pointing at the value;
@@ -656,14 +668,10 @@ fn maintenance_windows(
     issues: &mut Issues,
 ) -> Vec<crate::maintenance::Window> {
     let target_ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
-    let region_ids: Vec<String> = catalog
-        .regions()
-        .iter()
-        .map(|r| r.id.as_str().to_string())
-        .collect();
+    let regions = region_ids(catalog);
     let known = crate::maintenance::Known {
         targets: &target_ids,
-        regions: &region_ids,
+        regions: &regions,
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();

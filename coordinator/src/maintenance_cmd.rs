@@ -134,11 +134,9 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
                 || {
                     (
                         Vec::new(),
-                        meridian_shared::regions::Catalog::builtin()
-                            .regions()
-                            .iter()
-                            .map(|r| r.id.as_str().to_string())
-                            .collect(),
+                        meridian_coordinator::config::region_ids(
+                            &meridian_shared::regions::Catalog::builtin(),
+                        ),
                     )
                 },
                 CoordinatorConfig::maintenance_scope,
@@ -177,9 +175,7 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
                         "public": w.public,
                         "schedule": w.describe(),
                         "active": w.active_at(now_ms),
-                        "next": w.occurrences(now_ms, now_ms + 366 * 86_400_000, 2)
-                            .into_iter()
-                            .find(|o| o.start_ms > now_ms),
+                        "next": w.next_after(now_ms),
                         "created_by": by,
                         "spec": w.raw,
                     });
@@ -198,13 +194,10 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
             for (w, _) in &windows {
                 let now = match w.active_at(now_ms) {
                     Some(o) => format!("open until {}", time(o.end_ms)),
-                    None => w
-                        .occurrences(now_ms, now_ms + 366 * 86_400_000, 1)
-                        .first()
-                        .map_or_else(
-                            || "over".to_string(),
-                            |o| format!("next {}", time(o.start_ms)),
-                        ),
+                    None => w.next_after(now_ms).map_or_else(
+                        || "over".to_string(),
+                        |o| format!("next {}", time(o.start_ms)),
+                    ),
                 };
                 let scope = format!(
                     "{} / {}",
@@ -303,10 +296,7 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
             println!("added {}: {}", window.id, window.describe());
             if let Some(o) = window.active_at(now_ms) {
                 println!("open now, until {}", time(o.end_ms));
-            } else if let Some(o) = window
-                .occurrences(now_ms, now_ms + 366 * 86_400_000, 1)
-                .first()
-            {
+            } else if let Some(o) = window.next_after(now_ms) {
                 println!("next: {} to {}", time(o.start_ms), time(o.end_ms));
             } else {
                 println!("note: it never opens after now");

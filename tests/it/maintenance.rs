@@ -84,48 +84,38 @@ async fn a_window_holds_the_page_back_shows_on_the_status_page_and_releases_it_w
     let config = w.config_path();
     let config = config.to_str().expect("utf-8 path");
     let data = w.data_dir().to_str().expect("utf-8 path").to_owned();
-    let bad = cli(&[
-        "maintenance",
-        "add",
-        "deploy",
-        "--title",
-        "Origin deploy",
-        "--target",
-        "nope",
-        "--start",
-        &start,
-        "--end",
-        &end,
-        "--config",
-        config,
-        "--data-dir",
-        &data,
-    ])
-    .await;
+    let add = |target: &'static str| {
+        let args = [
+            "maintenance",
+            "add",
+            "deploy",
+            "--title",
+            "Origin deploy",
+            "--target",
+            target,
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--config",
+            config,
+            "--data-dir",
+            &data,
+        ]
+        .map(str::to_owned);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&args).await
+        }
+    };
+    let bad = add("nope").await;
     assert_eq!(bad.code, Some(2), "{bad:?}");
     assert!(
         bad.stderr
             .contains("targets: \"nope\" is not a configured target id"),
         "{bad:?}"
     );
-    let added = cli(&[
-        "maintenance",
-        "add",
-        "deploy",
-        "--title",
-        "Origin deploy",
-        "--target",
-        "origin",
-        "--start",
-        &start,
-        "--end",
-        &end,
-        "--config",
-        config,
-        "--data-dir",
-        &data,
-    ])
-    .await;
+    let added = add("origin").await;
     assert_eq!(added.code, Some(0), "{added:?}");
     assert!(added.stdout.contains("open now"), "{added:?}");
     let listed = cli(&["maintenance", "list", "--data-dir", &data, "--json"]).await;

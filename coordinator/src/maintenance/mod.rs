@@ -673,6 +673,13 @@ impl Window {
         }
     }
 
+    /// The first occurrence starting after `at_ms`, within a year.
+    pub fn next_after(&self, at_ms: i64) -> Option<Occurrence> {
+        self.occurrences(at_ms, at_ms + 366 * 86_400_000, 2)
+            .into_iter()
+            .find(|o| o.start_ms > at_ms)
+    }
+
     /// The occurrence open at `at_ms`, if any.
     pub fn active_at(&self, at_ms: i64) -> Option<Occurrence> {
         self.occurrences(at_ms, at_ms + 1, 1).into_iter().next()

@@ -622,19 +622,7 @@ impl Worker {
             held.apply(&crate::maintenance::Coverage::default(), record, now);
             return;
         }
-        // Incidents name checks; windows name targets.
-        let mut targets: Vec<String> = record
-            .targets
-            .iter()
-            .map(|check| {
-                config
-                    .as_deref()
-                    .and_then(|c| c.target_of_check(check))
-                    .map_or_else(|| check.clone(), |t| t.id.clone())
-            })
-            .collect();
-        targets.sort();
-        targets.dedup();
+        let targets = target_ids(config.as_deref(), &record.targets);
         let coverage = crate::maintenance::coverage(&windows, &targets, &record.regions, now);
         held.apply(&coverage, record, now);
     }
@@ -667,16 +655,7 @@ impl Worker {
             if !incident.is_open() {
                 continue;
             }
-            let targets: Vec<String> = incident
-                .targets
-                .iter()
-                .map(|check| {
-                    config
-                        .as_deref()
-                        .and_then(|c| c.target_of_check(check))
-                        .map_or_else(|| check.clone(), |t| t.id.clone())
-                })
-                .collect();
+            let targets = target_ids(config.as_deref(), &incident.targets);
             let regions: Vec<String> = incident.regions.iter().cloned().collect();
             if crate::maintenance::coverage(&windows, &targets, &regions, now).full {
                 continue;
@@ -691,4 +670,23 @@ impl Worker {
         }
         released
     }
+}
+
+/// The target ids of an incident's checks (incidents name checks; maintenance windows name
+/// targets), sorted, each once; a check no target claims stands for itself.
+fn target_ids<'a>(
+    config: Option<&CoordinatorConfig>,
+    checks: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut targets: Vec<String> = checks
+        .into_iter()
+        .map(|check| {
+            config
+                .and_then(|c| c.target_of_check(check))
+                .map_or_else(|| check.clone(), |t| t.id.clone())
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
 }

@@ -563,11 +563,7 @@ fn validated_windows(
         Some(c) => c.maintenance_scope(),
         None => (
             Vec::new(),
-            meridian_shared::regions::Catalog::builtin()
-                .regions()
-                .iter()
-                .map(|r| r.id.as_str().to_string())
-                .collect(),
+            crate::config::region_ids(&meridian_shared::regions::Catalog::builtin()),
         ),
     };
     let known = crate::maintenance::Known {

@@ -239,16 +239,7 @@ pub fn public_windows(
             Some(PublicWindow {
                 id: w.id.clone(),
                 title: w.title.clone(),
-                regions: w
-                    .regions
-                    .iter()
-                    .map(|r| {
-                        config
-                            .catalog
-                            .by_id(r)
-                            .map_or_else(|| r.clone(), |x| x.name.clone())
-                    })
-                    .collect(),
+                regions: w.regions.iter().map(|r| config.region_name(r)).collect(),
                 targets: w
                     .targets
                     .iter()

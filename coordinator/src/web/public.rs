@@ -142,16 +142,7 @@ fn public_message(m: &MessageRecord, config: &CoordinatorConfig) -> PublicMessag
         stage: m.stage.to_string(),
         title: m.title.clone(),
         body: m.body.clone(),
-        regions: m
-            .regions
-            .iter()
-            .map(|r| {
-                config
-                    .catalog
-                    .by_id(r)
-                    .map_or_else(|| r.clone(), |x| x.name.clone())
-            })
-            .collect(),
+        regions: m.regions.iter().map(|r| config.region_name(r)).collect(),
         published_ms: m.published_ms.unwrap_or(m.drafted_ms),
     }
 }

@@ -1170,68 +1170,31 @@ async fn notes_join_the_timeline_and_only_communicators_write_them() {
     let admin_csrf = csrf(&site, &admin).await;
     let note = r#"{"text":"Rolled back deploy 881","at":"1970-01-01T00:17:40Z"}"#;
 
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/7/notes",
-        &viewer,
-        &viewer_csrf,
-        note,
-    )
-    .await;
-    assert_eq!(a.status, 403, "{a:?}");
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/7/notes",
-        &admin,
-        "nope",
-        note,
-    )
-    .await;
-    assert_eq!(a.status, 403, "CSRF: {a:?}");
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/8/notes",
-        &admin,
-        &admin_csrf,
-        note,
-    )
-    .await;
-    assert_eq!(a.status, 404, "{a:?}");
     let empty = r#"{"text":"   "}"#;
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/7/notes",
-        &admin,
-        &admin_csrf,
-        empty,
-    )
-    .await;
-    assert_eq!(a.status, 400, "{a:?}");
     let future = r#"{"text":"later","at":"2999-01-01T00:00:00Z"}"#;
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/7/notes",
-        &admin,
-        &admin_csrf,
-        future,
-    )
-    .await;
-    assert_eq!(a.status, 400, "{a:?}");
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/incidents/7/notes",
-        &admin,
-        &admin_csrf,
-        note,
-    )
-    .await;
-    assert_eq!(a.status, 201, "{a:?}");
+    let cases = [
+        ("a viewer", 7, &viewer, viewer_csrf.as_str(), note, 403),
+        ("no CSRF token", 7, &admin, "nope", note, 403),
+        (
+            "no such incident",
+            8,
+            &admin,
+            admin_csrf.as_str(),
+            note,
+            404,
+        ),
+        ("empty words", 7, &admin, admin_csrf.as_str(), empty, 400),
+        ("the future", 7, &admin, admin_csrf.as_str(), future, 400),
+        ("an admin", 7, &admin, admin_csrf.as_str(), note, 201),
+    ];
+    let mut a = None;
+    for (who, incident, cookie, token, body, status) in cases {
+        let path = format!("/api/v1/incidents/{incident}/notes");
+        let got = send_json(&site, "POST", &path, cookie, token, body).await;
+        assert_eq!(got.status, status, "{who}: {got:?}");
+        a = Some(got);
+    }
+    let a = a.expect("the cases ran");
     let made = a.json();
     assert_eq!(made["author"], "sam");
     assert_eq!(made["at_ms"], 1_060_000);
