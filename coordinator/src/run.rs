@@ -66,6 +66,12 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    // Bound before the alerts are set up: their links name the address it got (`listen.http`
+    // may ask for port 0).
+    let http = tokio::net::TcpListener::bind(config.http)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the web server on {}: {e}", config.http))?;
+    let http_addr = http.local_addr().context("the web server's address")?;
 
     let config = Arc::new(config);
     // Alerting (`[alerting]`): the dispatcher runs on this runtime; the detection thread feeds
@@ -76,7 +82,7 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
                 .web
                 .public_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", config.http)),
+                .unwrap_or_else(|| format!("http://{http_addr}")),
             runbook: config.alerting.runbook_url.clone(),
         };
         Dispatcher::start(&config.alerting, links)
@@ -100,7 +106,7 @@ pub async fn run(path: &Path, stop: impl Future<Output = ()>) -> anyhow::Result<
         targets = config.targets.len(), "coordinator started"
     );
 
-    let mut web = Web::bind(config.http, handle.clone(), &data_dir, config.web.clone()).await?;
+    let mut web = Web::with_listener(http, handle.clone(), &data_dir, config.web.clone())?;
     // The dispatcher's counters on `/metrics` (`meridian_alerts_*_total{sink}`).
     if let Some(d) = &alerting {
         web = web.with_alerts(d.counters());

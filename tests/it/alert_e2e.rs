@@ -105,11 +105,11 @@ secret = "{OPS_SECRET}"
         regions.sort();
         assert_eq!(regions, REGIONS, "{body:#}");
         assert!(body["paged"].is_string(), "{body:#}");
-        assert!(
-            body["links"]["incident"]
-                .as_str()
-                .is_some_and(|l| l.ends_with(&format!("/incidents/{id}"))),
-            "{body:#}"
+        let web = w.web_addr().await;
+        assert_eq!(
+            body["links"]["incident"].as_str(),
+            Some(format!("http://{web}/incidents/{id}").as_str()),
+            "the link reaches the web UI where it listens: {body:#}"
         );
         self.assert_signed();
         let ops: Vec<Value> = self.ops.got().iter().map(json).collect();

@@ -400,7 +400,9 @@ impl Sink {
         let name = &self.settings.name;
         let policy = self.retry;
         let outcome = retry::deliver(&policy, |n| {
-            let request = if matches!(self.settings.kind, SinkKind::Webhook { .. }) {
+            // A webhook's retry is signed afresh (its signature carries the time); the first
+            // attempt's was just made.
+            let request = if n > 1 && matches!(self.settings.kind, SinkKind::Webhook { .. }) {
                 self.request(alert).unwrap_or_else(&build)
             } else {
                 build()
