@@ -7,7 +7,9 @@
 //! here: 0 success, 1 nothing to do (or, for `simulate` and `demo`, an expectation not met), 2
 //! invalid input. Long operations show a [`progress`] bar on stderr when it is a terminal.
 
+mod incident_cmd;
 mod maintenance_cmd;
+mod message_cmd;
 mod progress;
 mod run;
 mod user_cmd;
@@ -156,7 +158,7 @@ enum Command {
         subcommand,
         after_help = "Example:\n  coordinator incident export 12 --data-dir /var/lib/meridian --format md --output pm-12.md --chart pm-12.svg"
     )]
-    Incident(IncidentCommand),
+    Incident(incident_cmd::IncidentCommand),
     /// Time to detect, resolve and (site incidents) communicate per UTC month and class over
     /// the stored incidents: median, p90 and count.
     #[command(
@@ -179,7 +181,7 @@ enum Command {
         subcommand,
         after_help = "Examples:\n  coordinator message list --data-dir /var/lib/meridian --incident 12\n  coordinator message approve 31 --data-dir /var/lib/meridian --by dana\n  coordinator message publish 31 --data-dir /var/lib/meridian --by dana"
     )]
-    Message(MessageCommand),
+    Message(message_cmd::MessageCommand),
     /// Draft the member message of a stored incident, for a community manager to edit and
     /// publish (nothing is published): its class's wording at one stage, scoped with the
     /// regions' member-facing names. Exit 1 when the incident does not exist or is a state of
@@ -239,67 +241,6 @@ fn parse_month(s: &str) -> Result<meridian_coordinator::export::trends::Month, S
         .ok_or_else(|| "expected a month as YYYY-MM".to_string())
 }
 
-/// The post-mortem's formats.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ExportFormat {
-    /// Markdown, linking the chart.
-    Md,
-    /// One JSON object, the chart's series included.
-    Json,
-}
-
-#[derive(Subcommand)]
-enum IncidentCommand {
-    /// Write a stored incident's post-mortem: key moments and the timeline (detection's
-    /// history, the member messages' drafting, approval and publication), time to detect,
-    /// communicate and resolve, the affected regions by their member-facing names, the
-    /// evidence, the explanation and a chart of the round trip per minute (exit 1 when there
-    /// is no such incident, 2 for a usage error).
-    #[command(
-        after_help = "Examples:\n  coordinator incident export 12 --data-dir /var/lib/meridian --format md --output pm-12.md --chart pm-12.svg\n  coordinator incident export 12 --data-dir /var/lib/meridian --format json\n\nRegion names come from the built-in catalog, or the file --regions names (the one the\ncoordinator ran with). The chart spans 30 min before onset to 30 min after resolution (or\nnow): the affected regions and the three healthy ones with the most data."
-    )]
-    Export {
-        /// The incident's id, as `coordinator incidents` lists it.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// md or json.
-        #[arg(long, value_enum, default_value = "md")]
-        format: ExportFormat,
-        /// Write the post-mortem here instead of standard output.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Write the latency chart here (SVG); the Markdown links it.
-        #[arg(long)]
-        chart: Option<PathBuf>,
-        /// A region catalog file; the built-in catalog when omitted.
-        #[arg(long)]
-        regions: Option<PathBuf>,
-    },
-    /// Add a note to an incident's timeline and post-mortem ("rolled back the 14:02 deploy").
-    /// Notes are only ever added: a correction is another note.
-    #[command(
-        after_help = "Examples:\n  coordinator incident note 12 --data-dir /var/lib/meridian --by dana --text \"Rolled back the 14:02 deploy\"\n  coordinator incident note 12 --data-dir /var/lib/meridian --by dana --at 2026-11-28T14:02:00Z --text \"Deploy 881 started\""
-    )]
-    Note {
-        /// The incident's id.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Who writes it.
-        #[arg(long)]
-        by: String,
-        /// The words (at most 2,000 characters).
-        #[arg(long)]
-        text: String,
-        /// The moment it is about (RFC 3339); now when omitted.
-        #[arg(long)]
-        at: Option<String>,
-    },
-}
-
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Print a one-time enrolment token for a region, and the CA fingerprint to pin.
@@ -319,84 +260,6 @@ enum TokenCommand {
         /// A region catalog file; the built-in catalog when omitted.
         #[arg(long)]
         regions: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum MessageCommand {
-    /// List member messages, oldest first: id, incident, stage, state, title.
-    #[command(
-        after_help = "Examples:\n  coordinator message list --data-dir /var/lib/meridian\n  coordinator message list --data-dir /var/lib/meridian --incident 12 --json"
-    )]
-    List {
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Only this incident's messages.
-        #[arg(long)]
-        incident: Option<u64>,
-        /// One JSON object per message per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print one message whole: its words and who did what when.
-    #[command(after_help = "Example:\n  coordinator message show 31 --data-dir /var/lib/meridian")]
-    Show {
-        /// The message's id.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-    },
-    /// Reword a message (title, text or both). An approved message needs approving again; a
-    /// published one is never changed.
-    #[command(
-        after_help = "Examples:\n  coordinator message edit 31 --data-dir /var/lib/meridian --by dana --title \"Slow pages in the Gulf\"\n  $EDITOR msg.txt && coordinator message edit 31 --data-dir /var/lib/meridian --by dana --body-file msg.txt"
-    )]
-    Edit {
-        /// The message's id.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Who is editing (recorded).
-        #[arg(long)]
-        by: String,
-        /// The new title.
-        #[arg(long)]
-        title: Option<String>,
-        /// A file holding the new text (`-` for standard input).
-        #[arg(long)]
-        body_file: Option<PathBuf>,
-    },
-    /// Approve a draft as it reads now.
-    #[command(
-        after_help = "Example:\n  coordinator message approve 31 --data-dir /var/lib/meridian --by dana"
-    )]
-    Approve {
-        /// The message's id.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Who approves (recorded).
-        #[arg(long)]
-        by: String,
-    },
-    /// Publish an approved message: from now on it is public, and the incident's first
-    /// publication is its time to communicate.
-    #[command(
-        after_help = "Example:\n  coordinator message publish 31 --data-dir /var/lib/meridian --by dana"
-    )]
-    Publish {
-        /// The message's id.
-        id: u64,
-        /// The coordinator's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Who publishes (recorded).
-        #[arg(long)]
-        by: String,
     },
 }
 
@@ -539,77 +402,6 @@ fn incidents(data_dir: &Path, json: bool, open: bool) -> anyhow::Result<String> 
     Ok(out)
 }
 
-/// `coordinator incident export`: exit 1 when there is no incident `id`.
-fn export(
-    id: u64,
-    data_dir: &Path,
-    format: ExportFormat,
-    output: Option<&Path>,
-    chart: Option<&Path>,
-    regions: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    use meridian_coordinator::export::PostMortem;
-    let catalog = match regions.map(Catalog::load).transpose() {
-        Ok(c) => c.unwrap_or_else(Catalog::builtin),
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    // Read-only: a mistyped directory is "no such incident", not a new empty database.
-    if !data_dir.join("meridian.db").exists() {
-        eprintln!(
-            "coordinator: no incident {id}: no database in {}",
-            data_dir.display()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    let store = Store::open_reader(data_dir)?;
-    // Steps: every region's rollups (the long part), then rendering and writing.
-    let bar = progress::Bar::new("exporting", catalog.len() as u64 + 2);
-    bar.step("reading the incident");
-    let gathered = PostMortem::gather_observed(&store, id, &catalog, now_ms(), |r| {
-        bar.set(r.done as u64, r.total as u64 + 2);
-        bar.step(r.region);
-    })?;
-    let Some(pm) = gathered else {
-        drop(bar);
-        eprintln!("coordinator: no incident {id} in {}", data_dir.display());
-        return Ok(ExitCode::from(1));
-    };
-    bar.step("rendering");
-    if let Some(path) = chart {
-        std::fs::write(path, pm.svg()).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let text = match format {
-        ExportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&pm)?),
-        ExportFormat::Md => {
-            // The link is relative when the chart sits next to the Markdown file.
-            let link = chart.map(|c| {
-                let beside = output.and_then(Path::parent) == c.parent()
-                    || output.is_none() && c.parent() == Some(Path::new(""));
-                match c.file_name() {
-                    Some(name) if beside => name.to_string_lossy().into_owned(),
-                    _ => c.display().to_string(),
-                }
-            });
-            pm.markdown(link.as_deref())
-        }
-    };
-    bar.inc();
-    bar.step("writing");
-    match output {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
-        }
-        None => {
-            drop(bar);
-            print!("{text}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `coordinator migrate`: the store opened with a bar over the migrations it lacks. A missing
 /// directory is an error (exit 2), not a new one: a mistyped path must not pass for a fresh
 /// install.
@@ -723,125 +515,6 @@ fn draft(config: &Path, id: u64, stage: Option<Stage>, json: bool) -> anyhow::Re
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `coordinator message ...`: exit 1 when the message does not exist or its state refuses the
-/// step, 2 for empty words or no name.
-fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
-    use meridian_coordinator::store::messages::{MessageError, MessageRecord};
-    use std::fmt::Write as _;
-    let at = utc;
-    let whole = |m: &MessageRecord| {
-        let mut out = format!(
-            "message {} (incident {}, {}, {})\n{}\n\n{}\n\n",
-            m.id,
-            m.incident,
-            m.stage,
-            m.state.as_str(),
-            m.title,
-            m.body
-        );
-        let _ = writeln!(out, "regions    {}", m.regions.join(", "));
-        let _ = writeln!(out, "drafted    {}", at(Some(m.drafted_ms)));
-        for (what, when, by) in [
-            ("edited", m.edited_ms, &m.edited_by),
-            ("approved", m.approved_ms, &m.approved_by),
-            ("published", m.published_ms, &m.published_by),
-        ] {
-            if when.is_some() {
-                let by = by.as_deref().unwrap_or("?");
-                let _ = writeln!(out, "{what:<10} {} by {by}", at(when));
-            }
-        }
-        out
-    };
-    let done = |r: Result<MessageRecord, MessageError>| match r {
-        Ok(m) => {
-            print!("{}", whole(&m));
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(MessageError::Store(e)) => Err(e.into()),
-        Err(e @ MessageError::Invalid(_)) => {
-            eprintln!("coordinator: {e}");
-            Ok(ExitCode::from(2))
-        }
-        Err(e) => {
-            eprintln!("coordinator: {e}");
-            Ok(ExitCode::from(1))
-        }
-    };
-    match command {
-        MessageCommand::List {
-            data_dir,
-            incident,
-            json,
-        } => {
-            let messages = open_data_dir(&data_dir)?.messages(incident)?;
-            let mut out = String::new();
-            if json {
-                for m in &messages {
-                    let _ = writeln!(out, "{}", serde_json::to_string(m)?);
-                }
-            } else {
-                let _ = writeln!(
-                    out,
-                    "{:<6} {:<9} {:<14} {:<10} title",
-                    "id", "incident", "stage", "state"
-                );
-                for m in &messages {
-                    let _ = writeln!(
-                        out,
-                        "{:<6} {:<9} {:<14} {:<10} {}",
-                        m.id,
-                        m.incident,
-                        m.stage.as_str(),
-                        m.state.as_str(),
-                        m.title
-                    );
-                }
-                let _ = writeln!(out, "{} messages", messages.len());
-            }
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
-        }
-        MessageCommand::Show { id, data_dir } => match open_data_dir(&data_dir)?.message(id)? {
-            Some(m) => {
-                print!("{}", whole(&m));
-                Ok(ExitCode::SUCCESS)
-            }
-            None => done(Err(MessageError::NotFound(id))),
-        },
-        MessageCommand::Edit {
-            id,
-            data_dir,
-            by,
-            title,
-            body_file,
-        } => {
-            if title.is_none() && body_file.is_none() {
-                eprintln!("coordinator: nothing to change: give --title, --body-file or both");
-                return Ok(ExitCode::from(2));
-            }
-            let body = match body_file {
-                Some(path) if path.as_os_str() == "-" => {
-                    Some(std::io::read_to_string(std::io::stdin()).context("reading stdin")?)
-                }
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?,
-                ),
-                None => None,
-            };
-            let store = open_data_dir(&data_dir)?;
-            done(store.edit_message(id, title.as_deref(), body.as_deref(), &by, now_ms()))
-        }
-        MessageCommand::Approve { id, data_dir, by } => {
-            done(open_data_dir(&data_dir)?.approve_message(id, &by, now_ms()))
-        }
-        MessageCommand::Publish { id, data_dir, by } => {
-            done(open_data_dir(&data_dir)?.publish_message(id, &by, now_ms()))
-        }
-    }
 }
 
 /// `coordinator simulate`: every file is validated before anything runs, so a typo in the
@@ -1085,7 +758,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("ca-fingerprint:  {}", ca.fingerprint());
             println!("(shown once; only its hash is stored)");
         }
-        Command::Message(command) => return message(command),
+        Command::Message(command) => return message_cmd::message(command),
         Command::User(command) => return user_cmd::user(command, now_ms()),
         Command::Maintenance(command) => {
             return maintenance_cmd::maintenance(command, now_ms());
@@ -1106,59 +779,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             stage,
             json,
         } => return draft(&config, id, stage, json),
-        Command::Incident(IncidentCommand::Note {
-            id,
-            data_dir,
-            by,
-            text,
-            at,
-        }) => {
-            let now = now_ms();
-            let at_ms = match at.as_deref() {
-                None => now,
-                Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
-                    Ok(t) => t.timestamp_millis(),
-                    Err(_) => {
-                        eprintln!(
-                            "coordinator: --at {t:?} is not a time such as 2026-11-28T14:02:00Z"
-                        );
-                        return Ok(ExitCode::from(2));
-                    }
-                },
-            };
-            let store = open_data_dir(&data_dir)?;
-            match store.add_note(id, at_ms, &by, &text, now) {
-                Ok(note) => println!("note {note} added to incident {id}"),
-                Err(meridian_coordinator::store::notes::NoteError::Store(e)) => {
-                    return Err(e.into());
-                }
-                Err(e @ meridian_coordinator::store::notes::NoteError::NoIncident(_)) => {
-                    eprintln!("coordinator: {e}");
-                    return Ok(ExitCode::from(1));
-                }
-                Err(e) => {
-                    eprintln!("coordinator: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            }
-        }
-        Command::Incident(IncidentCommand::Export {
-            id,
-            data_dir,
-            format,
-            output,
-            chart,
-            regions,
-        }) => {
-            return export(
-                id,
-                &data_dir,
-                format,
-                output.as_deref(),
-                chart.as_deref(),
-                regions.as_deref(),
-            );
-        }
+        Command::Incident(command) => return incident_cmd::incident(command),
         Command::Trends {
             data_dir,
             json,
