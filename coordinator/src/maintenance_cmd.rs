@@ -227,43 +227,24 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
             }
         }
         MaintenanceCommand::Add(add) => {
-            let AddWindow {
-                id,
-                title,
-                targets,
-                regions,
-                start,
-                end,
-                every,
-                days,
-                day,
-                at,
-                duration,
-                timezone,
-                from,
-                until,
-                private,
-                by,
-                config,
-                data_dir,
-            } = *add;
-            let config = load_config(&config)?;
+            let add = *add;
+            let config = load_config(&add.config)?;
             let raw = RawWindow {
-                id,
-                title,
-                targets,
-                regions,
-                public: private.then_some(false),
-                start: start.map(WhenText::Text),
-                end: end.map(WhenText::Text),
-                every,
-                days,
-                day,
-                at,
-                duration,
-                timezone,
-                from,
-                until,
+                id: add.id,
+                title: add.title,
+                targets: add.targets,
+                regions: add.regions,
+                public: add.private.then_some(false),
+                start: add.start.map(WhenText::Text),
+                end: add.end.map(WhenText::Text),
+                every: add.every,
+                days: add.days,
+                day: add.day,
+                at: add.at,
+                duration: add.duration,
+                timezone: add.timezone,
+                from: add.from,
+                until: add.until,
             };
             let (known_targets, known_regions) = config.maintenance_scope();
             let window = match raw.validate(
@@ -288,8 +269,8 @@ pub fn maintenance(command: MaintenanceCommand, now_ms: i64) -> anyhow::Result<E
                 );
                 return Ok(ExitCode::from(1));
             }
-            let store = super::open_data_dir(&data_dir)?;
-            if !store.add_maintenance(&raw, &by, now_ms)? {
+            let store = super::open_data_dir(&add.data_dir)?;
+            if !store.add_maintenance(&raw, &add.by, now_ms)? {
                 eprintln!("coordinator: a maintenance window {:?} exists", window.id);
                 return Ok(ExitCode::from(1));
             }

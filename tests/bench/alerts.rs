@@ -42,7 +42,7 @@ use meridian_coordinator::alerting::{
     Transition, webhook,
 };
 use meridian_coordinator::maintenance::{self, Known, RawWindow, Source, WhenText, Window};
-use meridian_coordinator::store::incidents::{IncidentRecord, StoredState};
+use meridian_coordinator::store::incidents::IncidentRecord;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -216,27 +216,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// A paged site incident, as the detection thread stores it.
 fn incident(id: u64) -> IncidentRecord {
     let t0 = i64::try_from(unix_s()).unwrap_or(0) * 1000 - 120_000;
-    IncidentRecord {
-        id,
-        class: "origin-down".into(),
-        state: StoredState::Paged,
-        severity: "page".into(),
-        regions: vec!["eu-central".into(), "us-east".into()],
-        targets: vec!["shop-home".into()],
-        asns: vec![],
-        probe: None,
-        edge: None,
-        onset_ms: t0,
-        detected_ms: t0 + 60_000,
-        ttd_ms: 60_000,
-        paged_ms: Some(t0 + 90_000),
-        resolved_ms: None,
-        explanation: "shop-home fails from 2 of 2 regions".into(),
-        evidence: vec![],
-        timeline: vec![],
-        updated_ms: t0 + 90_000,
-        maintenance: Default::default(),
-    }
+    meridian_tests::receiver::paged_incident(id, "origin-down", "page", t0)
 }
 
 fn webhook_sink(name: &str, url: url::Url) -> SinkSettings {

@@ -36,28 +36,7 @@ fn now_ms() -> i64 {
 }
 
 fn incident(id: u64, class: &str, severity: &str) -> IncidentRecord {
-    let t0 = now_ms() - 120_000;
-    IncidentRecord {
-        id,
-        class: class.into(),
-        state: StoredState::Paged,
-        severity: severity.into(),
-        regions: vec!["eu-central".into(), "us-east".into()],
-        targets: vec!["shop-home".into()],
-        asns: vec![],
-        probe: None,
-        edge: None,
-        onset_ms: t0,
-        detected_ms: t0 + 60_000,
-        ttd_ms: 60_000,
-        paged_ms: Some(t0 + 90_000),
-        resolved_ms: None,
-        explanation: "shop-home fails from 2 of 2 regions".into(),
-        evidence: vec![],
-        timeline: vec![],
-        updated_ms: t0 + 90_000,
-        maintenance: Default::default(),
-    }
+    meridian_tests::receiver::paged_incident(id, class, severity, now_ms() - 120_000)
 }
 
 fn resolved(mut r: IncidentRecord) -> IncidentRecord {

@@ -144,3 +144,34 @@ async fn accept_loop(listener: TcpListener, got: Arc<Mutex<Vec<Received>>>, fail
         while conns.try_join_next().is_some() {}
     }
 }
+
+/// A paged site incident as the detection thread stores it (onset `t0_ms`, detected a minute
+/// later, paged 30 s after that), for feeding the alert dispatcher directly.
+pub fn paged_incident(
+    id: u64,
+    class: &str,
+    severity: &str,
+    t0_ms: i64,
+) -> meridian_coordinator::store::incidents::IncidentRecord {
+    meridian_coordinator::store::incidents::IncidentRecord {
+        id,
+        class: class.into(),
+        state: meridian_coordinator::store::incidents::StoredState::Paged,
+        severity: severity.into(),
+        regions: vec!["eu-central".into(), "us-east".into()],
+        targets: vec!["shop-home".into()],
+        asns: vec![],
+        probe: None,
+        edge: None,
+        onset_ms: t0_ms,
+        detected_ms: t0_ms + 60_000,
+        ttd_ms: 60_000,
+        paged_ms: Some(t0_ms + 90_000),
+        resolved_ms: None,
+        explanation: "shop-home fails from 2 of 2 regions".into(),
+        evidence: vec![],
+        timeline: vec![],
+        updated_ms: t0_ms + 90_000,
+        maintenance: Default::default(),
+    }
+}

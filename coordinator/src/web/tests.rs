@@ -949,6 +949,11 @@ async fn admins_schedule_maintenance_that_staff_list_and_members_see_on_the_stat
     })
     .to_string();
 
+    let post = |body: &str| {
+        let body = body.to_owned();
+        let (site, admin, csrf) = (&site, &admin, &admin_csrf);
+        async move { send_json(site, "POST", "/api/v1/maintenance", admin, csrf, &body).await }
+    };
     // A viewer may list but not schedule.
     let a = send_json(
         &site,
@@ -973,15 +978,7 @@ async fn admins_schedule_maintenance_that_staff_list_and_members_see_on_the_stat
     assert_eq!(a.status, 403, "{a:?}");
     // Every mistake is named.
     let bad = r#"{"id":"x","title":"X","targets":["nope"],"every":"week","at":"02:00","duration":"1h","timezone":"Mars/Olympus"}"#;
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/maintenance",
-        &admin,
-        &admin_csrf,
-        bad,
-    )
-    .await;
+    let a = post(bad).await;
     assert_eq!(a.status, 400, "{a:?}");
     let error = a.json()["error"].as_str().unwrap().to_string();
     for needle in [
@@ -992,41 +989,17 @@ async fn admins_schedule_maintenance_that_staff_list_and_members_see_on_the_stat
         assert!(error.contains(needle), "{needle} not in {error}");
     }
 
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/maintenance",
-        &admin,
-        &admin_csrf,
-        &window,
-    )
-    .await;
+    let a = post(&window).await;
     assert_eq!(a.status, 201, "{a:?}");
     let made = a.json();
     assert_eq!(made["source"], "api");
     assert_eq!(made["created_by"], "ada");
     assert!(made["active"]["end_ms"].as_i64().is_some(), "{made}");
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/maintenance",
-        &admin,
-        &admin_csrf,
-        &window,
-    )
-    .await;
+    let a = post(&window).await;
     assert_eq!(a.status, 409, "the id is taken: {a:?}");
     // An internal recurring window: listed for staff, not shown to members.
     let internal = r#"{"id":"backup","title":"Nightly backup","every":"day","at":"03:00","duration":"30m","timezone":"Europe/Berlin","public":false}"#;
-    let a = send_json(
-        &site,
-        "POST",
-        "/api/v1/maintenance",
-        &admin,
-        &admin_csrf,
-        internal,
-    )
-    .await;
+    let a = post(internal).await;
     assert_eq!(a.status, 201, "{a:?}");
 
     // In force for detection at once.
